@@ -1,0 +1,3 @@
+from .backbones import BCSSLConvNeXt, BCSSLConvNeXtBlock
+
+__all__ = ['BCSSLConvNeXt', 'BCSSLConvNeXtBlock']

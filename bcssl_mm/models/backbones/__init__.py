@@ -1,0 +1,3 @@
+from .bcssl_convnext import BCSSLConvNeXt, BCSSLConvNeXtBlock
+
+__all__ = ['BCSSLConvNeXt', 'BCSSLConvNeXtBlock']

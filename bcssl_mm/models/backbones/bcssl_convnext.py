@@ -1,0 +1,323 @@
+"""BC-SSL: ConvNeXt with a BatchNorm after each depthwise conv and large kernels.
+
+Paper: "The Counterattack of CNNs in Self-Supervised Learning: Larger Kernel Size
+might be All You Need" (https://arxiv.org/abs/2312.05695), Fig. 1 and §3.
+
+The block is mmpretrain's ConvNeXt block with two changes: the depthwise conv has
+no bias and is followed by a BatchNorm, and its kernel is 9x9 by default. Every
+other name, shape and default is mmpretrain's, so that
+
+- a state dict of ``mmpretrain.ConvNeXt`` loads strictly into
+  ``BCSSLConvNeXt(kernel_size=7, dw_norm_cfg=None)`` and gives the same outputs;
+- mmdet's ``LearningRateDecayOptimizerConstructor`` (which keys on the class name
+  containing "ConvNeXt" and on ``downsample_layers.*`` / ``stages.*``) and
+  mmpretrain's ``LearningRateDecayOptimWrapperConstructor`` (through
+  ``get_layer_depth``) assign ConvNeXt's layer ids.
+"""
+from typing import Dict, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.utils.checkpoint as cp
+from mmdet.registry import MODELS as MMDET_MODELS
+from mmengine.logging import MMLogger
+from mmengine.model import ModuleList, Sequential
+from mmpretrain.models.backbones.base_backbone import BaseBackbone
+from mmpretrain.models.backbones.convnext import ConvNeXt, ConvNeXtBlock
+from mmpretrain.models.utils import build_norm_layer
+from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from ..utils import load_backbone_checkpoint
+
+
+def check_kernel_size(kernel_size: int) -> int:
+    """Return ``kernel_size`` if it is an odd integer >= 3, else raise."""
+    if (isinstance(kernel_size, bool) or not isinstance(kernel_size, int)
+            or kernel_size < 3 or kernel_size % 2 == 0):
+        raise ValueError('BCSSLConvNeXt: kernel_size must be an odd integer '
+                         f'>= 3 (3, 5, 7, 9, ...), got {kernel_size!r}')
+    return kernel_size
+
+
+class BCSSLConvNeXtBlock(ConvNeXtBlock):
+    """ConvNeXt block with a (bias-free) depthwise conv followed by BatchNorm.
+
+    ``DWConv kxk -> BN -> LayerNorm -> Linear C->4C -> GELU -> Linear 4C->C ->
+    layer scale -> DropPath -> + x`` (paper Fig. 1, right).
+
+    Args:
+        in_channels (int): Number of input and output channels.
+        kernel_size (int): Kernel of the depthwise conv, odd. Defaults to 9.
+        dw_norm_cfg (dict, optional): Norm after the depthwise conv. ``None``
+            gives plain ConvNeXt (the depthwise conv then has a bias).
+            Defaults to ``dict(type='BN')``.
+        norm_cfg (dict): Norm before the MLP. Defaults to LN2d, eps 1e-6.
+        act_cfg (dict): MLP activation. Defaults to GELU.
+        mlp_ratio (float): MLP expansion. Defaults to 4.
+        drop_path_rate (float): Stochastic depth rate. Defaults to 0.
+        layer_scale_init_value (float): Initial layer scale; <= 0 disables
+            it. Defaults to 1e-6.
+        with_cp (bool): Gradient checkpointing. Defaults to False.
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 kernel_size: int = 9,
+                 dw_norm_cfg: Optional[dict] = dict(type='BN'),
+                 norm_cfg: dict = dict(type='LN2d', eps=1e-6),
+                 act_cfg: dict = dict(type='GELU'),
+                 mlp_ratio: float = 4.,
+                 drop_path_rate: float = 0.,
+                 layer_scale_init_value: float = 1e-6,
+                 with_cp: bool = False) -> None:
+        check_kernel_size(kernel_size)
+        super().__init__(
+            in_channels,
+            dw_conv_cfg=dict(
+                kernel_size=kernel_size,
+                padding=kernel_size // 2,
+                bias=dw_norm_cfg is None),
+            norm_cfg=norm_cfg,
+            act_cfg=act_cfg,
+            mlp_ratio=mlp_ratio,
+            linear_pw_conv=True,
+            drop_path_rate=drop_path_rate,
+            layer_scale_init_value=layer_scale_init_value,
+            use_grn=False,
+            with_cp=with_cp)
+        self.dw_norm = (
+            build_norm_layer(dw_norm_cfg, in_channels)
+            if dw_norm_cfg is not None else nn.Identity())
+
+    def _inner_forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = x
+        x = self.dw_norm(self.depthwise_conv(x))  # (N, C, H, W)
+        x = x.permute(0, 2, 3, 1)  # (N, H, W, C)
+        x = self.norm(x, data_format='channel_last')
+        x = self.pointwise_conv2(self.act(self.pointwise_conv1(x)))
+        if self.gamma is not None:
+            x = x * self.gamma
+        x = x.permute(0, 3, 1, 2)  # (N, C, H, W)
+        return shortcut + self.drop_path(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.with_cp and x.requires_grad:
+            return cp.checkpoint(self._inner_forward, x, use_reentrant=False)
+        return self._inner_forward(x)
+
+    @torch.no_grad()
+    def switch_to_deploy(self) -> None:
+        """Fold the BatchNorm after the depthwise conv into the conv."""
+        bn = self.dw_norm
+        if not isinstance(bn, _BatchNorm):
+            return
+        conv = self.depthwise_conv
+        std = (bn.running_var + bn.eps).sqrt()
+        scale = bn.weight / std if bn.affine else 1. / std  # (C, )
+        bias = bn.bias if bn.affine else torch.zeros_like(std)
+        conv_bias = conv.bias if conv.bias is not None else torch.zeros_like(
+            std)
+        fused = nn.Conv2d(
+            conv.in_channels,
+            conv.out_channels,
+            kernel_size=conv.kernel_size,
+            padding=conv.padding,
+            groups=conv.groups,
+            bias=True).to(conv.weight)
+        fused.weight.copy_(conv.weight * scale.reshape(-1, 1, 1, 1))
+        fused.bias.copy_(bias + (conv_bias - bn.running_mean) * scale)
+        self.depthwise_conv = fused
+        self.dw_norm = nn.Identity()
+
+
+@MMPRETRAIN_MODELS.register_module()
+@MMDET_MODELS.register_module()
+class BCSSLConvNeXt(ConvNeXt):
+    """BC-SSL backbone: ConvNeXt with BN after large depthwise kernels.
+
+    Registered in both mmpretrain's and mmdet's ``MODELS``. Paper:
+    https://arxiv.org/abs/2312.05695.
+
+    Args:
+        arch (str | dict): One of ``arch_settings`` ('atto', ..., 'tiny',
+            'small', 'base', ...) or a dict with ``depths`` and ``channels``.
+            Defaults to 'tiny'.
+        kernel_size (int): Depthwise kernel, any odd value >= 3. Defaults to 9.
+        dw_norm_cfg (dict, optional): Norm after each depthwise conv: BN by
+            default, ``dict(type='SyncBN')`` for multi-GPU runs, ``None`` for
+            plain ConvNeXt.
+        in_channels (int): Input image channels. Defaults to 3.
+        stem_patch_size (int): Patch size of the stem. Defaults to 4.
+        norm_cfg (dict): Stem, downsampling, block and output norms.
+            Defaults to ``dict(type='LN2d', eps=1e-6)``.
+        act_cfg (dict): MLP activation. Defaults to GELU.
+        drop_path_rate (float): Maximum stochastic depth rate, linearly
+            increasing over blocks. Defaults to 0.
+        layer_scale_init_value (float): Initial layer scale. Defaults to 1e-6.
+        out_indices (int | Sequence[int]): Stages whose (normed) output is
+            returned; negative values count from the end. Defaults to -1.
+        frozen_stages (int): Number of leading stages (with their downsampling
+            layers) to freeze: no gradients, norms in eval mode. Defaults to 0.
+        norm_eval (bool): Keep every BatchNorm in eval mode during training.
+            Defaults to False.
+        gap_before_final_norm (bool): Globally average pool before the output
+            norm (classification). Defaults to True.
+        with_cp (bool): Gradient checkpointing in the blocks. Defaults to
+            False.
+        init_cfg (dict | list[dict], optional): Initialisation. With
+            ``dict(type='Pretrained', checkpoint=..., prefix=...)`` the
+            checkpoint is loaded strictly (see :func:`load_backbone_checkpoint`).
+    """
+    # NOTE: ConvNeXt.__init__ hard-codes its block class, so the trunk is built
+    # here; forward, stage freezing and get_layer_depth are ConvNeXt's.
+
+    def __init__(self,
+                 arch: Union[str, Dict[str, Sequence[int]]] = 'tiny',
+                 kernel_size: int = 9,
+                 dw_norm_cfg: Optional[dict] = dict(type='BN'),
+                 in_channels: int = 3,
+                 stem_patch_size: int = 4,
+                 norm_cfg: dict = dict(type='LN2d', eps=1e-6),
+                 act_cfg: dict = dict(type='GELU'),
+                 drop_path_rate: float = 0.,
+                 layer_scale_init_value: float = 1e-6,
+                 out_indices: Union[int, Sequence[int]] = -1,
+                 frozen_stages: int = 0,
+                 norm_eval: bool = False,
+                 gap_before_final_norm: bool = True,
+                 with_cp: bool = False,
+                 init_cfg: Optional[Union[dict, list]] = [
+                     dict(
+                         type='TruncNormal',
+                         layer=['Conv2d', 'Linear'],
+                         std=.02,
+                         bias=0.),
+                     dict(
+                         type='Constant',
+                         layer=['LayerNorm', '_BatchNorm'],
+                         val=1.,
+                         bias=0.),
+                 ]) -> None:
+        BaseBackbone.__init__(self, init_cfg=init_cfg)
+        self.kernel_size = check_kernel_size(kernel_size)
+        self.depths, self.channels = self._parse_arch(arch)
+        self.num_stages = len(self.depths)
+        self.out_indices = self._parse_out_indices(out_indices,
+                                                   self.num_stages)
+        if not 0 <= frozen_stages <= self.num_stages:
+            raise ValueError(f'BCSSLConvNeXt: frozen_stages must be in [0, '
+                             f'{self.num_stages}], got {frozen_stages!r}')
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+        self.gap_before_final_norm = gap_before_final_norm
+
+        # stochastic depth rate grows linearly over all blocks
+        dpr = torch.linspace(0, drop_path_rate, sum(self.depths)).tolist()
+
+        # 4 downsampling layers, the first being the patchify stem
+        self.downsample_layers = ModuleList([
+            nn.Sequential(
+                nn.Conv2d(
+                    in_channels,
+                    self.channels[0],
+                    kernel_size=stem_patch_size,
+                    stride=stem_patch_size),
+                build_norm_layer(norm_cfg, self.channels[0]))
+        ])
+        self.stages = ModuleList()
+        block_idx = 0
+        for i, (depth, channels) in enumerate(zip(self.depths,
+                                                  self.channels)):
+            if i > 0:
+                self.downsample_layers.append(
+                    nn.Sequential(
+                        build_norm_layer(norm_cfg, self.channels[i - 1]),
+                        nn.Conv2d(
+                            self.channels[i - 1],
+                            channels,
+                            kernel_size=2,
+                            stride=2)))
+            self.stages.append(
+                Sequential(*[
+                    BCSSLConvNeXtBlock(
+                        channels,
+                        kernel_size=kernel_size,
+                        dw_norm_cfg=dw_norm_cfg,
+                        norm_cfg=norm_cfg,
+                        act_cfg=act_cfg,
+                        drop_path_rate=dpr[block_idx + j],
+                        layer_scale_init_value=layer_scale_init_value,
+                        with_cp=with_cp) for j in range(depth)
+                ]))
+            block_idx += depth
+            if i in self.out_indices:
+                self.add_module(f'norm{i}',
+                                build_norm_layer(norm_cfg, channels))
+
+        self._freeze_stages()
+
+    def _parse_arch(self, arch) -> Tuple[list, list]:
+        if isinstance(arch, str):
+            if arch not in self.arch_settings:
+                raise ValueError(
+                    f'BCSSLConvNeXt: unknown arch {arch!r}; choose one of '
+                    f'{sorted(self.arch_settings)} or pass a dict with '
+                    '"depths" and "channels"')
+            arch = self.arch_settings[arch]
+        if not isinstance(arch, dict) or not {'depths', 'channels'
+                                              } <= set(arch):
+            raise ValueError('BCSSLConvNeXt: arch dict needs "depths" and '
+                             f'"channels", got {arch!r}')
+        depths, channels = list(arch['depths']), list(arch['channels'])
+        if len(depths) != len(channels):
+            raise ValueError(f'BCSSLConvNeXt: depths {depths} and channels '
+                             f'{channels} differ in length')
+        return depths, channels
+
+    @staticmethod
+    def _parse_out_indices(out_indices, num_stages: int) -> Tuple[int, ...]:
+        if isinstance(out_indices, int):
+            out_indices = [out_indices]
+        parsed = []
+        for index in out_indices:
+            if not -num_stages <= index < num_stages:
+                raise ValueError(f'BCSSLConvNeXt: out_indices entry {index} '
+                                 f'is out of range for {num_stages} stages')
+            parsed.append(index % num_stages)
+        return tuple(parsed)
+
+    def train(self, mode: bool = True) -> 'BCSSLConvNeXt':
+        super().train(mode)  # also re-freezes the frozen stages
+        if mode and self.norm_eval:
+            for m in self.modules():
+                if isinstance(m, _BatchNorm):
+                    m.eval()
+        return self
+
+    def init_weights(self) -> None:
+        """Initialise, or load ``init_cfg.checkpoint`` strictly if Pretrained.
+
+        mmengine's ``PretrainedInit`` loads with ``strict=False`` and only
+        logs a warning for keys that do not match, which silently fine-tunes a
+        partly random backbone; here any mismatch is an error.
+        """
+        cfg = self.init_cfg
+        if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
+            load_backbone_checkpoint(
+                self,
+                cfg.get('checkpoint'),
+                prefix=cfg.get('prefix'),
+                map_location=cfg.get('map_location', 'cpu'),
+                allow_missing=tuple(f'norm{i}.' for i in self.out_indices),
+                logger=MMLogger.get_current_instance())
+            self._is_init = True
+            return
+        super().init_weights()
+
+    def switch_to_deploy(self) -> None:
+        """Fold every depthwise BN into its conv (inference only)."""
+        for m in self.modules():
+            if isinstance(m, BCSSLConvNeXtBlock):
+                m.switch_to_deploy()
+        self.deploy = True

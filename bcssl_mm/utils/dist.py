@@ -1,0 +1,35 @@
+"""Multi-process runs without a GPU (torchrun + gloo)."""
+import os
+
+import torch
+import torch.distributed as torch_dist
+from mmengine.config import Config
+
+
+def setup_cpu_distributed(cfg: Config, launcher: str) -> None:
+    """Prepare ``cfg`` for a CPU-only ``--launcher pytorch`` run.
+
+    mmengine 0.10.7 cannot run distributed on CPU: ``_init_dist_pytorch``
+    calls ``torch.cuda.set_device`` unconditionally and ``Runner.wrap_model``
+    passes ``device_ids=[LOCAL_RANK]`` to DDP, which only GPU modules accept.
+    The runner skips ``init_dist`` when a process group already exists and
+    honours ``model_wrapper_cfg``, so this initialises a gloo group from the
+    torchrun environment and asks for a CPU DDP wrapper. It does nothing when
+    CUDA is available or the launcher is 'none'.
+
+    torch's SyncBatchNorm refuses CPU tensors, so CPU runs need configs with
+    plain BN.
+    """
+    if launcher != 'pytorch' or torch.cuda.is_available():
+        return
+    dist_cfg = cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
+    dist_cfg['backend'] = 'gloo'
+    if not torch_dist.is_initialized():
+        torch_dist.init_process_group(
+            backend='gloo',
+            rank=int(os.environ['RANK']),
+            world_size=int(os.environ['WORLD_SIZE']))
+    wrapper = cfg.get('model_wrapper_cfg') or dict(
+        type='MMDistributedDataParallel', broadcast_buffers=False)
+    wrapper['device_ids'] = None
+    cfg.model_wrapper_cfg = wrapper

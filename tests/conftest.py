@@ -1,0 +1,60 @@
+import importlib.util
+import os
+import os.path as osp
+import subprocess
+import sys
+from pathlib import Path
+from typing import List
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO_CONFIG = str(ROOT / 'configs' / 'maskrcnn_bcssl-atto-k9_shapes_demo.py')
+
+
+def load_tool(relpath: str):
+    """Import a script under tools/ (not a package) as a module."""
+    path = ROOT / 'tools' / relpath
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope='session')
+def shapes_root(tmp_path_factory) -> str:
+    """A tiny shapes dataset: 8 train and 4 val images of 256 px."""
+    root = str(tmp_path_factory.mktemp('shapes'))
+    load_tool('data/make_shapes_coco.py').generate(
+        root, num_train=8, num_val=4, img_size=256, seed=0)
+    return root + '/'
+
+
+def demo_cfg_options(data_root: str) -> List[str]:
+    """--cfg-options that point the demo config at another data root."""
+    ann = osp.join(data_root, 'annotations', 'instances_val.json')
+    return [
+        f'train_dataloader.dataset.data_root={data_root}',
+        f'val_dataloader.dataset.data_root={data_root}',
+        f'test_dataloader.dataset.data_root={data_root}',
+        f'val_evaluator.ann_file={ann}', f'test_evaluator.ann_file={ann}'
+    ]
+
+
+def run_tool(args: List[str], timeout: int = 600,
+             **env) -> subprocess.CompletedProcess:
+    """Run a command from the repo root with the test interpreter on PATH."""
+    full_env = dict(os.environ, PYTHON=sys.executable, **env)
+    full_env['PATH'] = osp.dirname(sys.executable) + os.pathsep + \
+        full_env.get('PATH', '')
+    proc = subprocess.run(
+        args,
+        cwd=ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout)
+    if proc.returncode != 0:
+        raise AssertionError(f'{args} failed ({proc.returncode}):\n'
+                             f'{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}')
+    return proc

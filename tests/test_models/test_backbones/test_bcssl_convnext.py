@@ -1,0 +1,302 @@
+import copy
+
+import pytest
+import torch
+import torch.nn as nn
+from mmpretrain.models.backbones import ConvNeXt
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from bcssl_mm.models import BCSSLConvNeXt
+from bcssl_mm.models.utils import CheckpointMismatchError
+
+ATTO = [40, 80, 160, 320]
+
+
+def randomize_bn(model: nn.Module, seed: int = 0) -> None:
+    """Give every BN non-trivial affine parameters and running statistics."""
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, _BatchNorm):
+            c = m.num_features
+            m.weight.data = torch.rand(c, generator=g) + 0.5
+            m.bias.data = torch.randn(c, generator=g)
+            m.running_mean = torch.randn(c, generator=g)
+            m.running_var = torch.rand(c, generator=g) + 0.5
+
+
+@pytest.mark.parametrize('kernel_size', [3, 5, 9, 15])
+@pytest.mark.parametrize('out_indices', [(0, 1, 2, 3), (3, ), (1, -1)])
+def test_output_shapes(kernel_size, out_indices):
+    model = BCSSLConvNeXt(
+        'atto',
+        kernel_size=kernel_size,
+        out_indices=out_indices,
+        gap_before_final_norm=False)
+    outs = model(torch.randn(2, 3, 64, 64))
+    stages = [i % 4 for i in out_indices]
+    assert len(outs) == len(stages)
+    for out, i in zip(outs, stages):
+        assert out.shape == (2, ATTO[i], 64 // 4 // 2**i, 64 // 4 // 2**i)
+    conv = model.stages[0][0].depthwise_conv
+    assert conv.kernel_size == (kernel_size, kernel_size)
+    assert conv.bias is None  # the BN that follows carries the bias
+    assert isinstance(model.stages[0][0].dw_norm, nn.BatchNorm2d)
+
+
+def test_gap_output_and_arch_dict():
+    model = BCSSLConvNeXt(
+        dict(depths=[1, 1], channels=[8, 16]), out_indices=(0, 1))
+    outs = model(torch.randn(2, 3, 32, 32))
+    assert [o.shape for o in outs] == [(2, 8), (2, 16)]
+
+
+@pytest.mark.parametrize('kernel_size', [1, 2, 4, 8, 0, -3, 9.0, True, '9'])
+def test_kernel_size_validation(kernel_size):
+    with pytest.raises(ValueError, match='kernel_size must be an odd'):
+        BCSSLConvNeXt('atto', kernel_size=kernel_size)
+
+
+@pytest.mark.parametrize('kwargs, match', [
+    (dict(arch='gigantic'), 'unknown arch'),
+    (dict(arch=dict(depths=[1, 1])), 'needs "depths" and "channels"'),
+    (dict(out_indices=(4, )), 'out_indices entry 4'),
+    (dict(frozen_stages=5), 'frozen_stages'),
+])
+def test_argument_errors(kwargs, match):
+    kwargs.setdefault('arch', 'atto')
+    with pytest.raises(ValueError, match=match):
+        BCSSLConvNeXt(**kwargs)
+
+
+def test_frozen_stages():
+    model = BCSSLConvNeXt('atto', frozen_stages=2, out_indices=(0, 1, 2, 3))
+    model.train()
+    for i in range(4):
+        params = list(model.downsample_layers[i].parameters()) + list(
+            model.stages[i].parameters())
+        bns = [m for m in model.stages[i].modules()
+               if isinstance(m, _BatchNorm)]
+        frozen = i < 2
+        assert all(p.requires_grad != frozen for p in params)
+        assert all(bn.training != frozen for bn in bns)
+    # the frozen stages' BN statistics do not move in training mode
+    before = model.stages[0][0].dw_norm.running_mean.clone()
+    moving = model.stages[2][0].dw_norm.running_mean.clone()
+    model(torch.randn(2, 3, 64, 64)).__len__()
+    assert torch.equal(model.stages[0][0].dw_norm.running_mean, before)
+    assert not torch.equal(model.stages[2][0].dw_norm.running_mean, moving)
+
+
+def test_norm_eval():
+    model = BCSSLConvNeXt('atto', norm_eval=True).train()
+    bns = [m for m in model.modules() if isinstance(m, _BatchNorm)]
+    assert bns and not any(bn.training for bn in bns)
+    assert model.stages[0][0].norm.training  # LayerNorms unaffected
+
+
+@pytest.mark.parametrize('kernel_size', [3, 9])
+def test_switch_to_deploy_folds_bn(kernel_size):
+    torch.manual_seed(0)
+    model = BCSSLConvNeXt(
+        'atto',
+        kernel_size=kernel_size,
+        out_indices=(0, 1, 2, 3),
+        gap_before_final_norm=False,
+        layer_scale_init_value=1.0)
+    model.init_weights()
+    randomize_bn(model)
+    model.eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        ref = model(x)
+        model.switch_to_deploy()
+        outs = model(x)
+    assert not any(isinstance(m, _BatchNorm) for m in model.modules())
+    assert model.stages[3][1].depthwise_conv.bias is not None
+    for a, b in zip(ref, outs):
+        torch.testing.assert_close(b, a, rtol=0, atol=1e-4)
+
+
+def test_loads_mmpretrain_convnext_state_dict_with_identical_outputs():
+    torch.manual_seed(0)
+    upstream = ConvNeXt(
+        'atto',
+        out_indices=[0, 1, 2, 3],
+        gap_before_final_norm=False,
+        layer_scale_init_value=0.5)
+    upstream.init_weights()
+    ours = BCSSLConvNeXt(
+        'atto',
+        kernel_size=7,
+        dw_norm_cfg=None,
+        out_indices=(0, 1, 2, 3),
+        gap_before_final_norm=False,
+        layer_scale_init_value=0.5)
+    ours.load_state_dict(upstream.state_dict(), strict=True)
+    assert set(ours.state_dict()) == set(upstream.state_dict())
+    upstream.eval(), ours.eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        for a, b in zip(upstream(x), ours(x)):
+            torch.testing.assert_close(b, a, rtol=0, atol=1e-6)
+
+
+def test_parameter_names_follow_mmpretrain():
+    names = set(BCSSLConvNeXt('atto', layer_scale_init_value=1.0).state_dict())
+    for name in ('downsample_layers.0.0.weight',
+                 'stages.2.5.depthwise_conv.weight', 'stages.2.5.norm.weight',
+                 'stages.2.5.pointwise_conv1.weight',
+                 'stages.2.5.pointwise_conv2.bias', 'stages.2.5.gamma',
+                 'stages.2.5.dw_norm.running_var'):
+        assert name in names
+
+
+# Parameter counts with a 1000-class linear head, RECIPES.md §1 (within 1M)
+@pytest.mark.parametrize('arch, kernel_size, params_m', [
+    ('tiny', 3, 28), ('tiny', 5, 28), ('tiny', 7, 29), ('tiny', 9, 29),
+    ('tiny', 15, 30), ('small', 9, 50)
+])
+def test_parameter_counts_match_paper(arch, kernel_size, params_m):
+    model = BCSSLConvNeXt(arch, kernel_size=kernel_size)
+    n = sum(p.numel() for p in model.parameters()) + 768 * 1000 + 1000
+    assert abs(n / 1e6 - params_m) <= 1.0
+
+
+def _reference_layer_id(name: str, num_layers: int = 6) -> int:
+    """Layer ids of RECIPES.md §4, written out independently of mmdet."""
+    if not name.startswith('backbone.'):
+        return num_layers + 1
+    parts = name.split('.')
+    kind = parts[1]
+    if kind in ('downsample_layers', 'stages'):
+        stage = int(parts[2])
+    if kind == 'downsample_layers':
+        return {0: 0, 1: 2, 2: 3}.get(stage, num_layers)
+    if kind == 'stages':
+        if stage == 2:
+            return 3 + int(parts[3]) // 3
+        return {0: 1, 1: 2}.get(stage, num_layers)
+    return num_layers + 1
+
+
+def test_mmdet_layer_decay_lr_scales():
+    from mmdet.registry import OPTIM_WRAPPER_CONSTRUCTORS
+
+    class Detector(nn.Module):
+
+        def __init__(self):
+            super().__init__()
+            self.backbone = BCSSLConvNeXt(
+                'tiny', out_indices=(0, 1, 2, 3), layer_scale_init_value=1.)
+            self.neck = nn.Linear(4, 4)
+
+    model = Detector()
+    constructor = OPTIM_WRAPPER_CONSTRUCTORS.build(
+        dict(
+            type='LearningRateDecayOptimizerConstructor',
+            optim_wrapper_cfg=dict(
+                type='OptimWrapper',
+                optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.05)),
+            paramwise_cfg=dict(
+                decay_rate=0.95, decay_type='layer_wise', num_layers=6)))
+    optim = constructor(model)
+    seen = 0
+    for group in optim.optimizer.param_groups:
+        for name in group['param_names']:
+            layer_id = _reference_layer_id(name)
+            assert group['lr_scale'] == pytest.approx(0.95**(8 - layer_id - 1))
+            assert group['lr'] == pytest.approx(1e-4 * group['lr_scale'])
+            one_d = name.endswith('.bias') or model.get_parameter(
+                name).ndim == 1
+            assert group['weight_decay'] == (0. if one_d else 0.05)
+            seen += 1
+    assert seen == len(list(model.parameters()))
+    # BC-SSL's own parameters: the depthwise BN sits with its block
+    ids = {
+        name: _reference_layer_id(name)
+        for group in optim.optimizer.param_groups
+        for name in group['param_names']
+    }
+    assert ids['backbone.stages.2.8.dw_norm.weight'] == 5
+    assert ids['backbone.downsample_layers.3.1.weight'] == 6
+    assert ids['backbone.norm2.weight'] == 7
+
+
+def test_get_layer_depth_for_mmpretrain():
+    model = BCSSLConvNeXt('tiny')
+    assert model.get_layer_depth('backbone.stages.2.7.dw_norm.weight',
+                                 'backbone.') == (5, 8)
+    assert model.get_layer_depth('head.fc.weight', 'backbone.') == (7, 8)
+    assert BCSSLConvNeXt('small').get_layer_depth(
+        'backbone.stages.3.0.gamma', 'backbone.') == (12, 14)
+
+
+class TestPretrainedLoading:
+
+    def _save(self, tmp_path, state_dict, name='ckpt.pth'):
+        path = str(tmp_path / name)
+        torch.save(dict(state_dict=state_dict, meta=dict()), path)
+        return path
+
+    def _detector_backbone(self, path, **kwargs):
+        cfg = dict(
+            arch='atto',
+            out_indices=(0, 1, 2, 3),
+            gap_before_final_norm=False,
+            init_cfg=dict(type='Pretrained', checkpoint=path,
+                          prefix='backbone.'))
+        cfg.update(kwargs)
+        return BCSSLConvNeXt(**cfg)
+
+    def test_loads_classification_checkpoint(self, tmp_path):
+        src = BCSSLConvNeXt('atto')  # out_indices=-1: only norm3
+        randomize_bn(src)
+        sd = {f'backbone.{k}': v for k, v in src.state_dict().items()}
+        sd['head.fc.weight'] = torch.zeros(10, 320)
+        model = self._detector_backbone(self._save(tmp_path, sd))
+        model.init_weights()
+        for k, v in src.state_dict().items():
+            assert torch.equal(model.state_dict()[k], v), k
+
+    def test_mis_shaped_keys_fail_and_are_listed(self, tmp_path):
+        src = BCSSLConvNeXt('atto', kernel_size=7)
+        sd = {f'backbone.{k}': v for k, v in src.state_dict().items()}
+        model = self._detector_backbone(self._save(tmp_path, sd))
+        with pytest.raises(CheckpointMismatchError) as e:
+            model.init_weights()
+        msg = str(e.value)
+        assert '12 mis-shaped keys' in msg  # one depthwise conv per block
+        assert ('stages.0.0.depthwise_conv.weight: checkpoint (40, 1, 7, 7) '
+                'vs model (40, 1, 9, 9)') in msg
+        assert 'ckpt.pth' in msg
+
+    def test_missing_and_unexpected_keys_fail(self, tmp_path):
+        src = BCSSLConvNeXt('atto', dw_norm_cfg=None)
+        sd = {f'backbone.{k}': v for k, v in src.state_dict().items()}
+        model = self._detector_backbone(self._save(tmp_path, sd))
+        with pytest.raises(CheckpointMismatchError) as e:
+            model.init_weights()
+        msg = str(e.value)
+        assert 'missing keys' in msg and 'stages.1.0.dw_norm.weight' in msg
+        assert 'unexpected keys' in msg
+        assert 'stages.1.0.depthwise_conv.bias' in msg
+
+    def test_wrong_prefix_and_missing_file(self, tmp_path):
+        sd = BCSSLConvNeXt('atto').state_dict()
+        model = self._detector_backbone(self._save(tmp_path, sd))
+        with pytest.raises(CheckpointMismatchError, match="prefix 'backbone.'"):
+            model.init_weights()
+        model = self._detector_backbone(str(tmp_path / 'nope.pth'))
+        with pytest.raises(FileNotFoundError,
+                           match='model.backbone.init_cfg.checkpoint'):
+            model.init_weights()
+
+    def test_unchanged_model_after_failure(self, tmp_path):
+        src = BCSSLConvNeXt('atto', kernel_size=7)
+        sd = {f'backbone.{k}': v for k, v in src.state_dict().items()}
+        model = self._detector_backbone(self._save(tmp_path, sd))
+        before = copy.deepcopy(model.state_dict())
+        with pytest.raises(CheckpointMismatchError):
+            model.init_weights()
+        for k, v in model.state_dict().items():
+            assert torch.equal(v, before[k])

@@ -1,0 +1,85 @@
+"""End-to-end runs of tools/train.py, tools/test.py and tools/dist_train.sh on
+the demo config with a tiny generated dataset (8 train / 4 val images)."""
+import os.path as osp
+import shutil
+import sys
+
+import torch
+
+from conftest import DEMO_CONFIG, demo_cfg_options, run_tool
+
+# 3 epochs of 2 iterations, validation after each epoch (which must not
+# perturb the training RNG stream), every checkpoint kept
+SHORT = [
+    'train_cfg.max_epochs=3', 'train_cfg.val_interval=1',
+    'param_scheduler.1.T_max=3', 'param_scheduler.1.end=3',
+    'default_hooks.checkpoint.max_keep_ckpts=-1',
+    'default_hooks.logger.interval=1'
+]
+
+
+def _train(work_dir, data_root, *extra):
+    return run_tool([
+        sys.executable, 'tools/train.py', DEMO_CONFIG, '--work-dir',
+        str(work_dir), *extra, '--cfg-options', *SHORT,
+        *demo_cfg_options(data_root)
+    ])
+
+
+def _weights(path):
+    return torch.load(path, map_location='cpu', weights_only=False)[
+        'state_dict']
+
+
+def test_resume_equals_uninterrupted_run_and_test_prints_table(
+        tmp_path, shapes_root):
+    straight = tmp_path / 'straight'
+    _train(straight, shapes_root)
+
+    # an interrupted run: its work dir holds what the first two epochs wrote
+    resumed = tmp_path / 'resumed'
+    resumed.mkdir()
+    for name in ('epoch_1.pth', 'epoch_2.pth'):
+        shutil.copy(straight / name, resumed / name)
+    (resumed / 'last_checkpoint').write_text(str(resumed / 'epoch_2.pth'))
+    proc = _train(resumed, shapes_root, '--resume')
+    assert 'resumed epoch: 2' in proc.stdout + proc.stderr
+    assert 'restored the RNG states' in proc.stdout + proc.stderr
+
+    a = _weights(straight / 'epoch_3.pth')
+    b = _weights(resumed / 'epoch_3.pth')
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    # and training did move the weights after the resume
+    c = _weights(straight / 'epoch_2.pth')
+    assert not torch.equal(a['backbone.stages.3.1.gamma'],
+                           c['backbone.stages.3.1.gamma'])
+
+    out = tmp_path / 'preds.pkl'
+    proc = run_tool([
+        sys.executable, 'tools/test.py', DEMO_CONFIG,
+        str(resumed / 'last_checkpoint'), '--work-dir',
+        str(tmp_path / 'test'), '--out',
+        str(out), '--cfg-options', *demo_cfg_options(shapes_root)
+    ])
+    table = proc.stdout[proc.stdout.index('COCO results of'):]
+    assert '| bbox |' in table and '| segm |' in table
+    assert 'AP50' in table
+    assert osp.getsize(out) > 0
+
+
+def test_dist_train_two_cpu_processes(tmp_path, shapes_root):
+    work_dir = tmp_path / 'dist'
+    proc = run_tool([
+        'bash', 'tools/dist_train.sh', DEMO_CONFIG, '2', '--work-dir',
+        str(work_dir), '--cfg-options', 'train_cfg.max_epochs=1',
+        'param_scheduler.1.T_max=1', 'param_scheduler.1.end=1',
+        'train_cfg.val_interval=1', *demo_cfg_options(shapes_root)
+    ], PORT='29517')
+    log = proc.stdout + proc.stderr
+    assert 'Distributed training: True' in log
+    assert "'world_size': 2" in log or 'world_size: 2' in log or \
+        'GPU number: 2' in log
+    assert (work_dir / 'epoch_1.pth').is_file()
+    assert 'coco/bbox_mAP' in log

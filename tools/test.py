@@ -1,0 +1,129 @@
+"""Evaluate a checkpoint on a config's test set: mmdet's test.py.
+
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out preds.pkl]
+        [--cfg-options KEY=VALUE ...] [--launcher {none,pytorch,slurm,mpi}]
+
+Prints the COCO bbox / segm AP table. CHECKPOINT may be a checkpoint file or a
+work dir's ``last_checkpoint`` file (which holds the path of one).
+"""
+import argparse
+import os
+import os.path as osp
+from typing import Dict
+
+from mmengine.config import Config, DictAction
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+from bcssl_mm.utils import setup_cpu_distributed
+
+COCO_COLUMNS = ('mAP', 'mAP_50', 'mAP_75', 'mAP_s', 'mAP_m', 'mAP_l')
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description='Test (and evaluate) a model')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument(
+        'checkpoint', help='checkpoint file, or a last_checkpoint file')
+    parser.add_argument(
+        '--work-dir', help='where evaluation logs go')
+    parser.add_argument(
+        '--out', help='dump the predictions to this pickle file')
+    parser.add_argument(
+        '--show-dir', help='save images with drawn predictions here')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config keys')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    return parser
+
+
+def resolve_checkpoint(path: str) -> str:
+    """``path`` itself, or the checkpoint a ``last_checkpoint`` file names."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'checkpoint {path!r} does not exist')
+    if osp.basename(path) == 'last_checkpoint':
+        with open(path) as f:
+            target = f.read().strip()
+        if not osp.isfile(target):
+            raise FileNotFoundError(
+                f'{path} names {target!r}, which does not exist')
+        return target
+    return path
+
+
+def format_coco_table(metrics: Dict[str, float]) -> str:
+    """The COCO bbox / segm AP table of an evaluation's metrics dict."""
+    rows = []
+    for iou_type in ('bbox', 'segm'):
+        values = [metrics.get(f'coco/{iou_type}_{c}') for c in COCO_COLUMNS]
+        if all(v is None for v in values):
+            continue
+        rows.append([iou_type] + [
+            '-' if v is None else f'{100 * v:.1f}' for v in values
+        ])
+    if not rows:
+        return 'no COCO bbox/segm metrics in the results'
+    header = ['', 'AP', 'AP50', 'AP75', 'APs', 'APm', 'APl']
+    widths = [max(len(str(r[i])) for r in [header] + rows)
+              for i in range(len(header))]
+    line = '+' + '+'.join('-' * (w + 2) for w in widths) + '+'
+    fmt = '|' + '|'.join(f' {{:>{w}}} ' for w in widths) + '|'
+    out = [line, fmt.format(*header), line]
+    out += [fmt.format(*r) for r in rows]
+    out.append(line)
+    return '\n'.join(out)
+
+
+def main(args: argparse.Namespace) -> Dict[str, float]:
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    if not osp.isfile(args.config):
+        raise FileNotFoundError(f'config file {args.config!r} does not exist')
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+    cfg.load_from = resolve_checkpoint(args.checkpoint)
+
+    if args.show_dir:
+        vis_hook = cfg.default_hooks.get('visualization')
+        if vis_hook is None:
+            raise KeyError(f'{args.config}: --show-dir needs '
+                           'default_hooks.visualization')
+        vis_hook.update(draw=True, test_out_dir=args.show_dir)
+    if args.out is not None:
+        if not args.out.endswith(('.pkl', '.pickle')):
+            raise ValueError(f'--out {args.out!r} must be a .pkl file')
+        evaluators = cfg.test_evaluator
+        if not isinstance(evaluators, list):
+            evaluators = [evaluators]
+        cfg.test_evaluator = evaluators + [
+            dict(type='DumpDetResults', out_file_path=args.out)
+        ]
+
+    setup_cpu_distributed(cfg, args.launcher)
+    if 'runner_type' in cfg:
+        runner = RUNNERS.build(cfg)
+    else:
+        runner = Runner.from_cfg(cfg)
+    metrics = runner.test()
+    if runner.rank == 0:
+        print(f'\nCOCO results of {cfg.load_from} on {args.config}:')
+        print(format_coco_table(metrics), flush=True)
+    return metrics
+
+
+if __name__ == '__main__':
+    main(get_args_parser().parse_args())
