@@ -1,12 +1,13 @@
 """Checkpoint the random number generators so that resuming is exact."""
 import random
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import numpy as np
 import torch
 from mmengine.dist import all_gather_object, get_dist_info
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
+from mmengine.runner import IterBasedTrainLoop
 
 
 def get_rng_state() -> dict:
@@ -54,10 +55,34 @@ class RNGStateHook(Hook):
     def __init__(self) -> None:
         self._resumed: Optional[List[dict]] = None
         self._before_val: Optional[dict] = None
+        # (iteration, every rank's states) gathered where all ranks meet
+        self._gathered: Optional[Tuple[int, List[dict]]] = None
+
+    def _gather(self, runner) -> None:
+        if get_dist_info()[1] > 1:
+            self._gathered = (runner.iter, all_gather_object(get_rng_state()))
+
+    # Runner.save_checkpoint, and so before_save_checkpoint, runs on rank 0
+    # only, so the other ranks' states are gathered beforehand in the hooks
+    # that end an epoch (or iteration), which run before CheckpointHook's
+    # (priority VERY_LOW) and consume no random numbers.
+    def after_train_epoch(self, runner) -> None:
+        self._gather(runner)
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None) -> None:
+        if isinstance(runner.train_loop, IterBasedTrainLoop):
+            self._gather(runner)
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        # every rank reaches this hook; the master writes all ranks' states
-        checkpoint['rng_states'] = all_gather_object(get_rng_state())
+        if get_dist_info()[1] == 1:
+            checkpoint['rng_states'] = [get_rng_state()]
+        elif self._gathered is not None and self._gathered[0] == runner.iter:
+            checkpoint['rng_states'] = self._gathered[1]
+        else:
+            runner.logger.warning('RNGStateHook: no RNG states gathered at '
+                                  f'iter {runner.iter}; resuming from this '
+                                  'checkpoint will not be exact')
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         self._resumed = checkpoint.get('rng_states')
