@@ -4,6 +4,7 @@ import os.path as osp
 import shutil
 import sys
 
+import pytest
 import torch
 
 from conftest import DEMO_CONFIG, demo_cfg_options, run_tool
@@ -18,10 +19,10 @@ SHORT = [
 ]
 
 
-def _train(work_dir, data_root, *extra):
+def _train(work_dir, data_root, *args):
     return run_tool([
         sys.executable, 'tools/train.py', DEMO_CONFIG, '--work-dir',
-        str(work_dir), *extra, '--cfg-options', *SHORT,
+        str(work_dir), *args, '--cfg-options', *SHORT,
         *demo_cfg_options(data_root)
     ])
 
@@ -83,3 +84,32 @@ def test_dist_train_two_cpu_processes(tmp_path, shapes_root):
         'GPU number: 2' in log
     assert (work_dir / 'epoch_1.pth').is_file()
     assert 'coco/bbox_mAP' in log
+
+
+def test_train_stops_on_mismatched_checkpoint(tmp_path, shapes_root):
+    from bcssl_mm.models import BCSSLConvNeXt
+
+    ckpt = tmp_path / 'k7_teacher.pth'
+    sd = BCSSLConvNeXt('atto', kernel_size=7).state_dict()
+    torch.save({'state_dict': {f'backbone.{k}': v for k, v in sd.items()}},
+               ckpt)
+    # a user config inheriting the demo, fine-tuning from a pretrained backbone
+    config = tmp_path / 'demo_pretrained.py'
+    config.write_text(
+        f'_base_ = {DEMO_CONFIG!r}\n'
+        'model = dict(backbone=dict(init_cfg=dict(\n'
+        f"    _delete_=True, type='Pretrained', checkpoint={str(ckpt)!r},\n"
+        "    prefix='backbone.')))\n")
+    work_dir = tmp_path / 'work'
+    with pytest.raises(AssertionError) as e:
+        run_tool([
+            sys.executable, 'tools/train.py',
+            str(config), '--work-dir',
+            str(work_dir), '--cfg-options', *SHORT,
+            *demo_cfg_options(shapes_root)
+        ])
+    msg = str(e.value)
+    assert 'CheckpointMismatchError' in msg
+    assert 'stages.0.0.depthwise_conv.weight: checkpoint (40, 1, 7, 7) ' \
+        'vs model (40, 1, 9, 9)' in msg
+    assert not (work_dir / 'epoch_1.pth').exists()

@@ -54,6 +54,7 @@ def build_classifier(arch: str, kernel_size: int, with_bn: bool):
     """BCSSLConvNeXt with mmpretrain's 1000-class linear head."""
     return MODELS.build(
         dict(
+            _scope_='mmpretrain',
             type='ImageClassifier',
             backbone=dict(
                 type='BCSSLConvNeXt',

@@ -300,3 +300,19 @@ class TestPretrainedLoading:
             model.init_weights()
         for k, v in model.state_dict().items():
             assert torch.equal(v, before[k])
+
+
+def test_with_cp_gives_same_outputs_and_grads():
+    torch.manual_seed(0)
+    plain = BCSSLConvNeXt('atto', out_indices=(0, 3), layer_scale_init_value=1.)
+    ckpt = BCSSLConvNeXt(
+        'atto', out_indices=(0, 3), layer_scale_init_value=1., with_cp=True)
+    ckpt.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 3, 64, 64)
+    outs = [m(x.clone().requires_grad_()) for m in (plain, ckpt)]
+    for a, b in zip(*outs):
+        torch.testing.assert_close(b, a)
+    sum(o.sum() for o in outs[0]).backward()
+    sum(o.sum() for o in outs[1]).backward()
+    for (name, p), q in zip(plain.named_parameters(), ckpt.parameters()):
+        torch.testing.assert_close(q.grad, p.grad, msg=name)
