@@ -6,9 +6,12 @@
 # Environment switches:
 #   VENV=path              virtualenv location (default: .venv at the repo root)
 #   PYTHON=python3.11      interpreter that creates it (default: python3)
-#   BCSSL_SYSTEM_TORCH=1   keep the torch/torchvision that PYTHON already has:
-#                          the venv sees its site-packages, torch is not
-#                          installed, and everything is constrained to it
+#   BCSSL_SYSTEM_TORCH=1   keep the torch/torchvision you already have: either
+#                          VENV names an existing environment that has them
+#                          (it is used as it is), or a new VENV is created
+#                          with --system-site-packages from a PYTHON that has
+#                          them; torch is not installed and every other
+#                          package is constrained to that torch
 #   BCSSL_CACHE_DIR=dir    where built mmcv wheels are kept
 #                          (default: ~/.cache/bcssl_mm)
 #   BCSSL_MMCV_CUDA=0|1    force mmcv's CPU-only / CUDA ops (default: CUDA ops
@@ -53,7 +56,9 @@ pip() { "$PY" -m pip --disable-pip-version-check "$@"; }
 constraints=$ROOT/requirements/constraints.txt
 if [[ $SYSTEM_TORCH == 1 ]]; then
   tv=$("$PY" -c 'import torch, torchvision; print(torch.__version__.split("+")[0], torchvision.__version__.split("+")[0])') || {
-    log "BCSSL_SYSTEM_TORCH=1 but $PYTHON cannot import torch and torchvision"; exit 1; }
+    log "BCSSL_SYSTEM_TORCH=1 but $PY cannot import torch and torchvision" \
+        "(set VENV to an environment that has them, or PYTHON to an interpreter" \
+        "that has them for a new venv)"; exit 1; }
   read -r torch_v vision_v <<<"$tv"
   constraints=$VENV/constraints-system-torch.txt
   grep -v -E '^(torch|torchvision)=' requirements/constraints.txt > "$constraints"
