@@ -1,5 +1,3 @@
-import copy
-
 import torch
 from mmdet.registry import DATASETS, MODELS
 from mmdet.utils import register_all_modules

@@ -85,6 +85,16 @@ def test_dist_train_two_cpu_processes(tmp_path, shapes_root):
     assert (work_dir / 'epoch_1.pth').is_file()
     assert 'coco/bbox_mAP' in log
 
+    # and distributed evaluation of that checkpoint, results gathered on rank 0
+    proc = run_tool([
+        'bash', 'tools/dist_test.sh', DEMO_CONFIG,
+        str(work_dir / 'last_checkpoint'), '2', '--work-dir',
+        str(tmp_path / 'dist_test'), '--cfg-options',
+        *demo_cfg_options(shapes_root)
+    ], PORT='29518')
+    assert proc.stdout.count('COCO results of') == 1  # printed by rank 0
+    assert '| bbox |' in proc.stdout and '| segm |' in proc.stdout
+
 
 def test_train_stops_on_mismatched_checkpoint(tmp_path, shapes_root):
     from bcssl_mm.models import BCSSLConvNeXt

@@ -16,7 +16,7 @@ import argparse
 import json
 import statistics
 import time
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List
 
 import timm
 import torch
