@@ -5,6 +5,7 @@ import pytest
 from mmdet.registry import MODELS
 from mmdet.utils import register_all_modules
 from mmengine.config import Config
+from mmengine.registry import DefaultScope
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = sorted((ROOT / 'configs').glob('*.py'))
@@ -13,7 +14,9 @@ T_CONFIG = ROOT / 'configs' / 'maskrcnn_bcssl_t_3x.py'
 
 @pytest.fixture(scope='module', autouse=True)
 def mmdet_scope():
-    register_all_modules(init_default_scope=True)
+    register_all_modules(init_default_scope=False)
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        yield
 
 
 def test_configs_found():

@@ -4,6 +4,7 @@ from mmdet.utils import register_all_modules
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.optim import build_optim_wrapper
+from mmengine.registry import DefaultScope
 
 from conftest import DEMO_CONFIG
 
@@ -16,7 +17,12 @@ def _demo_cfg(data_root: str) -> Config:
 
 
 def test_demo_maskrcnn_train_step_and_predict(shapes_root):
-    register_all_modules(init_default_scope=True)
+    register_all_modules(init_default_scope=False)
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        _train_step_and_predict(shapes_root)
+
+
+def _train_step_and_predict(shapes_root):
     torch.manual_seed(0)
     cfg = _demo_cfg(shapes_root)
     model = MODELS.build(cfg.model)

@@ -2,6 +2,7 @@ import pytest
 import timm
 import torch
 import torch.nn as nn
+from mmengine.registry import DefaultScope
 from mmpretrain.models import ImageClassifier
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -28,10 +29,12 @@ def randomize_bn(model: nn.Module, seed: int = 0) -> None:
 
 def mm_classifier(num_classes: int = 10) -> ImageClassifier:
     """mmpretrain classifier with the same backbone as bcssl_convnext_atto."""
-    return ImageClassifier(
-        backbone=dict(type='BCSSLConvNeXt', arch='atto', kernel_size=9),
-        head=dict(
-            type='LinearClsHead', num_classes=num_classes, in_channels=320))
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        return ImageClassifier(
+            backbone=dict(type='BCSSLConvNeXt', arch='atto', kernel_size=9),
+            head=dict(
+                type='LinearClsHead', num_classes=num_classes,
+                in_channels=320))
 
 
 def test_registered():
