@@ -7,6 +7,9 @@ from pathlib import Path
 from typing import List
 
 import pytest
+import torch
+import torch.nn as nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_CONFIG = str(ROOT / 'configs' / 'maskrcnn_bcssl-atto-k9_shapes_demo.py')
@@ -58,3 +61,15 @@ def run_tool(args: List[str], timeout: int = 600,
         raise AssertionError(f'{args} failed ({proc.returncode}):\n'
                              f'{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}')
     return proc
+
+
+def randomize_bn(model: nn.Module, seed: int = 0) -> None:
+    """Give every BN non-trivial affine parameters and running statistics."""
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, _BatchNorm):
+            c = m.num_features
+            m.weight.data = torch.rand(c, generator=g) + 0.5
+            m.bias.data = torch.randn(c, generator=g)
+            m.running_mean = torch.randn(c, generator=g)
+            m.running_var = torch.rand(c, generator=g) + 0.5

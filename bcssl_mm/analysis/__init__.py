@@ -1,8 +1,8 @@
-from .zoo import (ModelSpec, build_classifier, list_images, load_images,
+from .zoo import (ModelSpec, add_model_args, build_classifier, list_images, load_images,
                   load_model, parse_checkpoints, parse_model_name,
                   tokens_to_map)
 
 __all__ = [
-    'ModelSpec', 'build_classifier', 'list_images', 'load_images',
+    'ModelSpec', 'add_model_args', 'build_classifier', 'list_images', 'load_images',
     'load_model', 'parse_checkpoints', 'parse_model_name', 'tokens_to_map'
 ]

@@ -4,6 +4,7 @@ A model is named on the command line as ``bcssl-{t|s|b|l|atto|...}-k{K}``,
 ``resnet50``, ``vit-s`` or ``swin-t`` and built as an mmpretrain
 ``ImageClassifier`` (random init unless a checkpoint is loaded).
 """
+import argparse
 import logging
 import os
 import os.path as osp
@@ -224,3 +225,20 @@ def load_images(paths: Sequence[str],
         for img in rgbs
     ])  # (N, 3, S, S)
     return rgbs, batch
+
+
+def add_model_args(parser: argparse.ArgumentParser,
+                   default_models: Sequence[str]) -> None:
+    """Add the ``--models`` and ``--checkpoint NAME=PATH`` arguments."""
+    parser.add_argument(
+        '--models',
+        nargs='+',
+        default=list(default_models),
+        help='bcssl-{t|s|b|atto|...}-k{K}, resnet50, vit-s, swin-t')
+    parser.add_argument(
+        '--checkpoint',
+        nargs='*',
+        default=[],
+        metavar='NAME=PATH',
+        help='weights of a model of --models (mmengine checkpoint of the '
+        'whole classifier; random init otherwise)')

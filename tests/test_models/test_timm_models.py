@@ -9,22 +9,12 @@ from torch.nn.modules.batchnorm import _BatchNorm
 import bcssl_mm.models.timm_models  # noqa: F401  (registers the models)
 from bcssl_mm.models.timm_models import BCSSLConvNeXtTimm
 
+from conftest import randomize_bn
+
 NAMES = [
     'bcssl_convnext_atto', 'bcssl_convnext_tiny', 'bcssl_convnext_small',
     'bcssl_convnext_base'
 ]
-
-
-def randomize_bn(model: nn.Module, seed: int = 0) -> None:
-    """Give every BN non-trivial affine parameters and running statistics."""
-    g = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, _BatchNorm):
-            c = m.num_features
-            m.weight.data = torch.rand(c, generator=g) + 0.5
-            m.bias.data = torch.randn(c, generator=g)
-            m.running_mean = torch.randn(c, generator=g)
-            m.running_var = torch.rand(c, generator=g) + 0.5
 
 
 def mm_classifier(num_classes: int = 10) -> ImageClassifier:

@@ -32,9 +32,10 @@ from pytorch_grad_cam import EigenCAM, GradCAM
 from pytorch_grad_cam.utils.image import show_cam_on_image
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-from bcssl_mm.analysis.zoo import (ModelSpec, list_images, load_images,
-                                   load_model, parse_checkpoints,
-                                   parse_model_name, tokens_to_map)
+from bcssl_mm.analysis.zoo import (ModelSpec, add_model_args, list_images,
+                                   load_images, load_model,
+                                   parse_checkpoints, parse_model_name,
+                                   tokens_to_map)
 
 CAM_METHODS = {'gradcam': GradCAM, 'eigencam': EigenCAM}
 METHOD_TITLES = {'gradcam': 'Grad-CAM', 'eigencam': 'Eigen-CAM'}
@@ -137,18 +138,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         '--img-dir', required=True, help='folder of jpg/jpeg/png/bmp images')
-    parser.add_argument(
-        '--models',
-        nargs='+',
-        default=['bcssl-t-k9', 'resnet50', 'vit-s', 'swin-t'],
-        help='bcssl-{t|s|b|atto|...}-k{K}, resnet50, vit-s, swin-t')
-    parser.add_argument(
-        '--checkpoint',
-        nargs='*',
-        default=[],
-        metavar='NAME=PATH',
-        help='weights of a model of --models (mmengine checkpoint of the '
-        'whole classifier; random init otherwise)')
+    add_model_args(parser, ['bcssl-t-k9', 'resnet50', 'vit-s', 'swin-t'])
     parser.add_argument(
         '--method', choices=['gradcam', 'eigencam', 'both'], default='both')
     parser.add_argument(

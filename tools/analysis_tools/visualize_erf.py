@@ -51,6 +51,7 @@ from matplotlib.figure import Figure
 from timm.data.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 from bcssl_mm.analysis import zoo
+from bcssl_mm.analysis.zoo import add_model_args
 
 
 
@@ -266,18 +267,7 @@ def get_args_parser() -> argparse.ArgumentParser:
         type=int,
         metavar='N',
         help='use N uniform-noise images instead of --img-dir')
-    parser.add_argument(
-        '--models',
-        nargs='+',
-        default=['bcssl-t-k3', 'bcssl-t-k9'],
-        help='bcssl-{t|s|b|atto|...}-k{K}, resnet50, vit-s, swin-t')
-    parser.add_argument(
-        '--checkpoint',
-        nargs='*',
-        default=[],
-        metavar='NAME=PATH',
-        help='weights of a model of --models (mmengine checkpoint of the '
-        'whole classifier; random init otherwise)')
+    add_model_args(parser, ['bcssl-t-k3', 'bcssl-t-k9'])
     parser.add_argument(
         '--img-size',
         type=int,

@@ -9,19 +9,9 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from bcssl_mm.models import BCSSLConvNeXt
 from bcssl_mm.models.utils import CheckpointMismatchError
 
+from conftest import randomize_bn
+
 ATTO = [40, 80, 160, 320]
-
-
-def randomize_bn(model: nn.Module, seed: int = 0) -> None:
-    """Give every BN non-trivial affine parameters and running statistics."""
-    g = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, _BatchNorm):
-            c = m.num_features
-            m.weight.data = torch.rand(c, generator=g) + 0.5
-            m.bias.data = torch.randn(c, generator=g)
-            m.running_mean = torch.randn(c, generator=g)
-            m.running_var = torch.rand(c, generator=g) + 0.5
 
 
 @pytest.mark.parametrize('kernel_size', [3, 5, 9, 15])
