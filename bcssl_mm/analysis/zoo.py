@@ -41,11 +41,14 @@ class ModelSpec:
         family (str): 'bcssl', 'resnet50', 'vit-s' or 'swin-t'.
         arch (str | dict, optional): BC-SSL arch (``BCSSLConvNeXt``'s).
         kernel_size (int, optional): BC-SSL depthwise kernel.
+        with_bn (bool): BC-SSL with the BN after the depthwise conv; False
+            gives plain ConvNeXt of that kernel. Defaults to True.
     """
     name: str
     family: str
     arch: Union[str, dict, None] = None
     kernel_size: Optional[int] = None
+    with_bn: bool = True
 
 
 def parse_model_name(name: str) -> ModelSpec:
@@ -87,7 +90,10 @@ def build_classifier(spec: ModelSpec,
         channels = (BCSSLConvNeXt.arch_settings[arch]
                     if isinstance(arch, str) else arch)['channels']
         backbone = dict(
-            type='BCSSLConvNeXt', arch=arch, kernel_size=spec.kernel_size)
+            type='BCSSLConvNeXt',
+            arch=arch,
+            kernel_size=spec.kernel_size,
+            dw_norm_cfg=dict(type='BN') if spec.with_bn else None)
         neck, in_channels = None, channels[-1]
     elif spec.family == 'resnet50':
         backbone = dict(type='ResNet', depth=50)

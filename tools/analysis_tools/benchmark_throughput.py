@@ -24,7 +24,7 @@ import torch.nn as nn
 from mmengine.analysis import FlopAnalyzer
 from mmpretrain.registry import MODELS
 
-import bcssl_mm  # noqa: F401  (registers BCSSLConvNeXt)
+from bcssl_mm.analysis import ModelSpec, build_classifier
 
 SWIN_T = ('swin-t-mmpretrain', 'swin-t-timm')
 CONVNEXT_T = 'convnext-t'
@@ -46,10 +46,9 @@ def _classifier(backbone: dict, in_channels: int, neck: bool = True):
 def _bcssl(arch: str, kernel_size: int, deploy: bool) -> Callable[[], nn.Module]:
 
     def build() -> nn.Module:
-        model = _classifier(
-            dict(type='BCSSLConvNeXt', arch=arch, kernel_size=kernel_size),
-            768,
-            neck=False)
+        model = build_classifier(
+            ModelSpec(f'bcssl-{arch}-k{kernel_size}', 'bcssl', arch,
+                      kernel_size))
         if deploy:
             model.eval()
             model.backbone.switch_to_deploy()

@@ -11,9 +11,8 @@ from typing import List, NamedTuple, Optional
 
 import torch
 from mmengine.analysis import FlopAnalyzer
-from mmpretrain.registry import MODELS
 
-import bcssl_mm  # noqa: F401  (registers BCSSLConvNeXt)
+from bcssl_mm.analysis import ModelSpec, build_classifier
 
 
 class Row(NamedTuple):
@@ -50,24 +49,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def build_classifier(arch: str, kernel_size: int, with_bn: bool):
-    """BCSSLConvNeXt with mmpretrain's 1000-class linear head."""
-    return MODELS.build(
-        dict(
-            _scope_='mmpretrain',
-            type='ImageClassifier',
-            backbone=dict(
-                type='BCSSLConvNeXt',
-                arch=arch,
-                kernel_size=kernel_size,
-                dw_norm_cfg=dict(type='BN') if with_bn else None),
-            neck=None,
-            head=dict(
-                type='LinearClsHead', num_classes=1000, in_channels=768)))
-
-
 def count(row: Row, shape: int, flops: bool) -> dict:
-    model = build_classifier(row.arch, row.kernel_size, row.with_bn).eval()
+    model = build_classifier(
+        ModelSpec(row.name, 'bcssl', row.arch, row.kernel_size, row.with_bn))
     params = sum(p.numel() for p in model.parameters())
     gflops = None
     if flops:
