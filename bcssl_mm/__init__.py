@@ -9,6 +9,6 @@ from .version import __version__
 
 register_local_checkpoint_loader()
 
-from . import engine, models  # noqa: E402,F401
+from . import datasets, engine, models  # noqa: E402,F401
 
 __all__ = ['__version__']
