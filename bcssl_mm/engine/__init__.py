@@ -1,3 +1,6 @@
-from .hooks import RNGStateHook
+from .hooks import DINOHook, RNGStateHook
+from .optimizers import DINOAmpOptimWrapper, DINOOptimWrapper
 
-__all__ = ['RNGStateHook']
+__all__ = [
+    'DINOHook', 'RNGStateHook', 'DINOOptimWrapper', 'DINOAmpOptimWrapper'
+]

@@ -1,4 +1,11 @@
+from .algorithms import DINO
 from .backbones import BCSSLConvNeXt, BCSSLConvNeXtBlock
+from .heads import DINOHead
+from .losses import DINOLoss
+from .necks import DINONeck
 from .timm_models import BCSSLConvNeXtTimm
 
-__all__ = ['BCSSLConvNeXt', 'BCSSLConvNeXtBlock', 'BCSSLConvNeXtTimm']
+__all__ = [
+    'BCSSLConvNeXt', 'BCSSLConvNeXtBlock', 'BCSSLConvNeXtTimm', 'DINO',
+    'DINOHead', 'DINOLoss', 'DINONeck'
+]

@@ -1,3 +1,7 @@
+from .dino_hook import DINOHook, teacher_momentum, teacher_temperature
 from .rng_state_hook import RNGStateHook, get_rng_state, set_rng_state
 
-__all__ = ['RNGStateHook', 'get_rng_state', 'set_rng_state']
+__all__ = [
+    'DINOHook', 'RNGStateHook', 'get_rng_state', 'set_rng_state',
+    'teacher_momentum', 'teacher_temperature'
+]

@@ -1,0 +1,3 @@
+from .dino import DINO, embed_views
+
+__all__ = ['DINO', 'embed_views']

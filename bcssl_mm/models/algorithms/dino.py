@@ -1,0 +1,175 @@
+"""DINO self-distillation on mmpretrain, for BC-SSL and the paper's baselines.
+
+Paper: "Emerging Properties in Self-Supervised Vision Transformers"
+(https://arxiv.org/abs/2104.14294); recipe of the BC-SSL paper
+(https://arxiv.org/abs/2312.05695) in RECIPES.md §2.
+
+The training step is split between three registered pieces, so that it works
+unchanged with and without DDP and with AMP:
+
+- :class:`DINO` (this module): student and teacher forwards, the loss, and the
+  teacher's EMA update (:meth:`DINO.update_teacher`);
+- :class:`bcssl_mm.engine.DINOHook`: the per-iteration schedules (teacher
+  momentum, teacher temperature, last-layer freezing) and the call to
+  ``update_teacher`` after each optimizer step;
+- :class:`bcssl_mm.engine.DINOOptimWrapper`: per-tensor gradient clipping and
+  dropping the last layer's gradients while it is frozen.
+
+Weight decay follows mmpretrain's ``CosineAnnealingWeightDecay`` scheduler,
+which leaves groups with zero weight decay (biases, 1-D parameters) at zero.
+"""
+import copy
+from typing import Dict, List, Optional, Sequence, Union
+
+import torch
+import torch.nn as nn
+from mmpretrain.models.selfsup.base import BaseSelfSupervisor
+from mmpretrain.registry import MODELS
+from mmpretrain.structures import DataSample
+
+
+def embed_views(backbone: nn.Module,
+                views: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Pooled features of ``views``, one backbone call per resolution.
+
+    Consecutive views of the same size are concatenated and run together (all
+    global crops, then all local crops), as official DINO's
+    ``MultiCropWrapper``. The backbone's last output is used; feature maps
+    (ResNet, Swin) are globally average-pooled.
+
+    Args:
+        backbone (nn.Module): Returns a tuple of (N, C) or (N, C, H, W).
+        views (Sequence[Tensor]): V tensors (N, 3, H_v, W_v).
+
+    Returns:
+        Tensor: (V * N, C), view-major.
+    """
+    groups: List[List[torch.Tensor]] = []
+    for view in views:
+        if groups and groups[-1][0].shape[-2:] == view.shape[-2:]:
+            groups[-1].append(view)
+        else:
+            groups.append([view])
+    feats = []
+    for group in groups:
+        out = backbone(torch.cat(group))[-1]
+        if out.dim() == 4:  # (N, C, H, W) -> (N, C)
+            out = out.mean(dim=(2, 3))
+        feats.append(out)
+    return torch.cat(feats)
+
+
+@MODELS.register_module()
+class DINO(BaseSelfSupervisor):
+    """DINO: a student and its EMA teacher, cross-view distillation.
+
+    Inputs are the multi-crop views ``[global_1, global_2, local_1, ...]``
+    (``DINOMultiCrop``). The teacher sees the global crops, the student all
+    crops; the loss is :class:`DINOLoss` through :class:`DINOHead`.
+
+    The teacher is a second copy of the backbone and neck built from the same
+    configs, except that stochastic depth is off (official DINO builds its
+    teacher without ``drop_path_rate``). It starts as a copy of the student,
+    then follows it as an EMA of the parameters only, with no gradients, and
+    keeps its own BatchNorm statistics (it runs in train mode on the global
+    crops).
+
+    # NOTE: departures from official DINO (github.com/facebookresearch/dino):
+    # - the teacher forward runs under ``torch.no_grad`` in the same module
+    #   as the student, so under DDP its buffers are broadcast from rank 0
+    #   with the student's (official DINO wraps the BN teacher in its own
+    #   DDP, which broadcasts them the same way);
+    # - pooled features come from the backbone's own output (for BC-SSL: GAP
+    #   then the final LayerNorm, mmpretrain ConvNeXt's
+    #   ``gap_before_final_norm``; official ConvNeXt does the same).
+
+    Args:
+        backbone (dict): Backbone config (student; the teacher is built from
+            it with ``drop_path_rate=0``).
+        neck (dict): :class:`DINONeck` config.
+        head (dict): :class:`DINOHead` config.
+        num_teacher_views (int): Leading views that are global crops and go
+            through the teacher. Defaults to 2.
+        teacher_temp (float): Initial teacher temperature; ``DINOHook`` sets
+            it every iteration. Defaults to 0.04.
+        data_preprocessor (dict, optional): Defaults to
+            ``SelfSupDataPreprocessor``.
+        init_cfg (dict, optional): Initialisation config.
+    """
+
+    def __init__(self,
+                 backbone: dict,
+                 neck: dict,
+                 head: dict,
+                 num_teacher_views: int = 2,
+                 teacher_temp: float = 0.04,
+                 data_preprocessor: Optional[Union[dict, nn.Module]] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        teacher_backbone = copy.deepcopy(backbone)
+        if 'drop_path_rate' in teacher_backbone:
+            teacher_backbone['drop_path_rate'] = 0.
+        teacher_neck = copy.deepcopy(neck)
+        super().__init__(
+            backbone=backbone,
+            neck=neck,
+            head=head,
+            data_preprocessor=data_preprocessor,
+            init_cfg=init_cfg)
+        self.teacher = nn.ModuleDict(
+            dict(
+                backbone=MODELS.build(teacher_backbone),
+                neck=MODELS.build(teacher_neck)))
+        for p in self.teacher.parameters():
+            p.requires_grad = False
+        self.num_teacher_views = num_teacher_views
+        self.teacher_temp = teacher_temp
+
+    def init_weights(self) -> None:
+        """Initialise the student, then copy it into the teacher."""
+        super().init_weights()
+        self.teacher['backbone'].load_state_dict(self.backbone.state_dict())
+        self.teacher['neck'].load_state_dict(self.neck.state_dict())
+
+    def student_teacher_params(self):
+        """Pairs (name, student param, teacher param), parameters only."""
+        for part in ('backbone', 'neck'):
+            student = dict(getattr(self, part).named_parameters())
+            for name, t in self.teacher[part].named_parameters():
+                yield f'{part}.{name}', student[name], t
+
+    @torch.no_grad()
+    def update_teacher(self, momentum: float) -> None:
+        """``teacher <- m * teacher + (1 - m) * student``, parameters only
+        (buffers such as BN statistics stay the teacher's own)."""
+        for _, s, t in self.student_teacher_params():
+            t.mul_(momentum).add_(s.detach(), alpha=1. - momentum)
+
+    def extract_feat(self, inputs: torch.Tensor):
+        """Teacher backbone features: DINO evaluates the teacher."""
+        return self.teacher['backbone'](inputs)
+
+    def loss(self, inputs: List[torch.Tensor],
+             data_samples: List[DataSample]) -> Dict[str, torch.Tensor]:
+        """DINO loss of a batch of multi-crop views.
+
+        Args:
+            inputs (list[Tensor]): V views (N, 3, H_v, W_v), the first
+                ``num_teacher_views`` of them global crops.
+            data_samples (list[DataSample]): Unused.
+        """
+        if (not isinstance(inputs, (list, tuple))
+                or len(inputs) <= self.num_teacher_views):
+            raise ValueError(
+                f'DINO expects a list of more than {self.num_teacher_views} '
+                'views (global crops first), as produced by DINOMultiCrop; '
+                f'got {type(inputs).__name__} of length '
+                f'{len(inputs) if isinstance(inputs, (list, tuple)) else "-"}')
+        with torch.no_grad():
+            teacher_out = self.teacher['neck']((embed_views(
+                self.teacher['backbone'],
+                inputs[:self.num_teacher_views]), ))[0]  # (G * N, D)
+        student_out = self.neck((embed_views(self.backbone,
+                                             inputs), ))[0]  # (V * N, D)
+        loss = self.head.loss(student_out, teacher_out, len(inputs),
+                              self.teacher_temp)
+        return dict(loss=loss)

@@ -1,0 +1,3 @@
+from .dino_neck import DINONeck, WeightNormLinear
+
+__all__ = ['DINONeck', 'WeightNormLinear']
