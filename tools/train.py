@@ -16,6 +16,12 @@ from mmengine.runner import Runner
 
 from bcssl_mm.utils import setup_cpu_distributed
 
+# optim_wrapper.type -> its mixed-precision counterpart, for --amp
+AMP_WRAPPERS = {
+    'OptimWrapper': 'AmpOptimWrapper',
+    'DINOOptimWrapper': 'DINOAmpOptimWrapper'
+}
+
 
 def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description='Train a model')
@@ -27,7 +33,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         '--amp',
         action='store_true',
-        help='automatic mixed precision (AmpOptimWrapper, GPU)')
+        help='automatic mixed precision (AmpOptimWrapper or '
+        'DINOAmpOptimWrapper; GPU)')
     parser.add_argument(
         '--auto-scale-lr',
         action='store_true',
@@ -70,8 +77,14 @@ def build_cfg(args: argparse.Namespace) -> Config:
                                 osp.splitext(osp.basename(args.config))[0])
 
     if args.amp:
-        if cfg.optim_wrapper.get('type', 'OptimWrapper') != 'AmpOptimWrapper':
-            cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
+        if wrapper not in AMP_WRAPPERS.values():
+            if wrapper not in AMP_WRAPPERS:
+                raise ValueError(
+                    f'{args.config}: --amp does not know the AMP variant of '
+                    f'optim_wrapper.type {wrapper!r}; known: '
+                    f'{sorted(AMP_WRAPPERS)}')
+            cfg.optim_wrapper.type = AMP_WRAPPERS[wrapper]
             cfg.optim_wrapper.loss_scale = 'dynamic'
 
     if args.auto_scale_lr:

@@ -1,0 +1,99 @@
+# Demo: DINO pretraining of a tiny BC-SSL ('atto' widths 40-320, k9, BN) on
+# the 200 generated shapes images (tools/data/make_shapes_coco.py; labels
+# unused), on CPU in a few minutes. It inherits the BC-SSL-T recipe and
+# scales it down: smaller crops (global 128 px, local 64 px, 4 local crops),
+# a smaller projection head, 8 epochs with 1 warm-up epoch, fp32, one
+# process. `make demo` then fine-tunes Mask R-CNN from its teacher
+# (configs/maskrcnn_bcssl-atto-k9_shapes_demo_dino-init.py).
+_base_ = './dino_bcssl-t-k9_8xb64-amp-coslr-100e_in1k.py'
+
+data_root = 'data/shapes/'
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(
+        type='DINOMultiCrop',
+        global_crop_size=128,
+        local_crop_size=64,
+        global_crops_scale=(0.4, 1.),
+        local_crops_scale=(0.05, 0.4),
+        num_local_crops=4),
+    dict(type='PackInputs')
+]
+# num_workers=0: main-process loading keeps resume exact (RNGStateHook)
+train_dataloader = dict(
+    batch_size=32,
+    num_workers=0,
+    persistent_workers=False,
+    dataset=dict(
+        _delete_=True,
+        type='CustomDataset',
+        data_root=data_root,
+        data_prefix='train/',
+        with_label=False,
+        pipeline=train_pipeline))
+
+out_dim = 4096
+model = dict(
+    backbone=dict(arch='atto', dw_norm_cfg=dict(type='BN')),
+    neck=dict(
+        in_channels=320,
+        out_channels=out_dim,
+        hidden_channels=512,
+        bottleneck_channels=128),
+    head=dict(loss=dict(out_dim=out_dim)))
+
+optim_wrapper = dict(
+    _delete_=True,
+    type='DINOOptimWrapper',
+    optimizer=dict(
+        type='AdamW', lr=0.0005 * 32 / 256, betas=(0.9, 0.999),
+        weight_decay=0.04),
+    clip_grad=dict(type='per_tensor', max_norm=3.0),
+    constructor='DINOOptimWrapperConstructor',  # the student's parameters
+    paramwise_cfg=dict(
+        norm_decay_mult=0., bias_decay_mult=0., flat_decay_mult=0.))
+
+max_epochs = 8
+warmup_epochs = 1
+param_scheduler = [
+    dict(
+        type='LinearLR',
+        start_factor=1e-9,
+        by_epoch=True,
+        begin=0,
+        end=warmup_epochs,
+        convert_to_iter_based=True),
+    dict(
+        type='CosineAnnealingLR',
+        T_max=max_epochs - warmup_epochs,
+        eta_min=1e-6,
+        by_epoch=True,
+        begin=warmup_epochs,
+        end=max_epochs,
+        convert_to_iter_based=True),
+    dict(
+        type='CosineAnnealingWeightDecay',
+        T_max=max_epochs,
+        eta_min=0.4,
+        by_epoch=True,
+        begin=0,
+        end=max_epochs,
+        convert_to_iter_based=True)
+]
+train_cfg = dict(max_epochs=max_epochs)
+custom_hooks = [
+    dict(
+        type='DINOHook',
+        momentum=0.996,
+        end_momentum=1.,
+        warmup_teacher_temp=0.04,
+        teacher_temp=0.07,
+        warmup_teacher_temp_epochs=3,  # 30 of 100 epochs, scaled down
+        freeze_last_layer_epochs=1),
+    dict(type='RNGStateHook')
+]
+default_hooks = dict(
+    logger=dict(interval=5),
+    checkpoint=dict(interval=1, max_keep_ckpts=2))
+env_cfg = dict(dist_cfg=dict(backend='gloo'))
+auto_scale_lr = dict(base_batch_size=32)

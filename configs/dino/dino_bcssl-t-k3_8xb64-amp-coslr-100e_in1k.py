@@ -1,0 +1,5 @@
+# Kernel ablation (paper Table 2, "with BN" row; Table 4 middle): BC-SSL-T
+# with 3x3 depthwise kernels, 100-epoch DINO.
+_base_ = './dino_bcssl-t-k9_8xb64-amp-coslr-100e_in1k.py'
+
+model = dict(backbone=dict(kernel_size=3))
