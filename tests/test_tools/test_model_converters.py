@@ -1,0 +1,386 @@
+import contextlib
+import io
+import os
+import re
+import sys
+from argparse import Namespace
+
+import pytest
+import timm
+import torch
+from mmengine.logging import HistoryBuffer, MMLogger
+from mmengine.registry import DefaultScope
+
+from bcssl_mm.models import BCSSLConvNeXt
+from bcssl_mm.models.utils import load_backbone_checkpoint
+from bcssl_mm.models.utils.convert import ConversionError
+
+from conftest import DEMO_CONFIG, load_tool, randomize_bn, run_tool
+
+# mmengine's logger (used by the strict loader) writes to the sys.stdout of
+# when it was created: create it now, not inside a test that redirects stdout
+MMLogger.get_current_instance()
+
+extract = load_tool('model_converters/extract_dino_backbone.py')
+fork = load_tool('model_converters/bcssl_fork_to_mmpretrain.py')
+convnext = load_tool('model_converters/convnext_to_bcssl.py')
+
+
+def _random_backbone(kernel_size=9, bn=True, seed=0, **kwargs):
+    """An atto BCSSLConvNeXt with every parameter and BN statistic random."""
+    torch.manual_seed(seed)
+    model = BCSSLConvNeXt(
+        'atto',
+        kernel_size=kernel_size,
+        dw_norm_cfg=dict(type='BN') if bn else None,
+        **kwargs)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn_like(p) * 0.2)
+    randomize_bn(model, seed)
+    return model.eval()
+
+
+def _convert(tool, *argv) -> str:
+    """Run a converter's ``main`` on command-line arguments; return its log."""
+    args = tool.get_args_parser().parse_args([str(a) for a in argv])
+    with contextlib.redirect_stdout(io.StringIO()) as log:
+        tool.main(args)
+    return log.getvalue()
+
+
+def _features(model, x):
+    with torch.no_grad():
+        return model.eval()(x)[-1]
+
+
+def _load(filename):
+    return torch.load(filename, map_location='cpu', weights_only=True)
+
+
+def _to_official(state_dict, fork_names=False):
+    """BCSSLConvNeXt keys -> official ConvNeXt (or the authors' fork) keys."""
+    with_bn = any('.dw_norm.' in k for k in state_dict)
+    out = {}
+    for k, v in state_dict.items():
+        k = re.sub(r'^norm3\.', 'norm.', k)
+        k = k.replace('pointwise_conv', 'pwconv')
+        if fork_names and with_bn:
+            k = k.replace('.depthwise_conv.', '.large_kernel.lkb_origin.conv.')
+            k = k.replace('.dw_norm.', '.large_kernel.lkb_origin.bn.')
+        k = k.replace('.depthwise_conv.', '.dwconv.')
+        out[k] = v.clone()
+    return out
+
+
+def _dino_checkpoint(student, teacher, backbone_keys=None):
+    """A checkpoint in the layout of bcssl_mm's DINO algorithm."""
+    sd = {}
+    for prefix, model in (('', student), ('teacher.', teacher)):
+        for k, v in model.state_dict().items():
+            sd[f'{prefix}backbone.{k}'] = v
+        for i in (0, 2, 4):
+            sd[f'{prefix}neck.mlp.{i}.weight'] = torch.randn(8, 8)
+            sd[f'{prefix}neck.mlp.{i}.bias'] = torch.randn(8)
+        sd[f'{prefix}neck.last_layer.weight_g'] = torch.ones(16, 1)
+        sd[f'{prefix}neck.last_layer.weight_v'] = torch.randn(16, 256)
+    sd['head.loss_module.center'] = torch.zeros(1, 16)
+    return dict(
+        meta=dict(epoch=100, iter=5000, cfg='model = dict()'),
+        state_dict=sd,
+        optimizer=dict(state={}, param_groups=[]),
+        message_hub=dict(log_scalars=dict(loss=HistoryBuffer())))
+
+
+def _fork_checkpoint(student, teacher):
+    """A checkpoint in the layout of the authors' DINO fork (RECIPES §1)."""
+    ckpt = dict(
+        optimizer={},
+        epoch=99,
+        args=Namespace(arch='convnext'),
+        dino_loss={'center': torch.zeros(1, 16)},
+        fp16_scaler=None)
+    for part, model in (('student', student), ('teacher', teacher)):
+        sd = {
+            f'module.backbone.{k}': v
+            for k, v in _to_official(model.state_dict(), True).items()
+        }
+        sd['module.head.mlp.0.weight'] = torch.randn(8, 320)
+        sd['module.head.last_layer.weight_g'] = torch.ones(16, 1)
+        ckpt[part] = sd
+    return ckpt
+
+
+@pytest.mark.parametrize('part', ['teacher', 'student'])
+def test_extract_dino_backbone(tmp_path, part):
+    student, teacher = _random_backbone(seed=0), _random_backbone(seed=1)
+    src, dst = tmp_path / 'dino.pth', tmp_path / f'{part}.pth'
+    torch.save(_dino_checkpoint(student, teacher), src)
+    log = _convert(extract, src, dst, '--part', part)
+
+    out = _load(dst)  # plain tensors and values only
+    assert out['meta']['part'] == part and out['meta']['epoch'] == 100
+    assert out['meta']['backbone']['kernel_size'] == 9
+    expected = (teacher if part == 'teacher' else student).state_dict()
+    assert list(out['state_dict']) == [f'backbone.{k}' for k in expected]
+    for k, v in expected.items():
+        assert torch.equal(out['state_dict'][f'backbone.{k}'], v), k
+    prefix = 'teacher.backbone.' if part == 'teacher' else 'backbone.'
+    n = len(expected)
+    assert f'{n:6d}  {prefix}* -> backbone.*' in log
+    assert 'kernel size: 9' in log and "arch='atto'" in log
+    assert 'dw_norm=BN' in log and 'verified' in log
+    # dropped: the other backbone, both necks (8 keys each), the centre
+    assert f'dropped {n + 8 + 8 + 1} keys' in log
+
+    model = _random_backbone(seed=2)
+    load_backbone_checkpoint(model, str(dst), prefix='backbone.')
+    x = torch.randn(2, 3, 64, 64)
+    original = teacher if part == 'teacher' else student
+    torch.testing.assert_close(_features(model, x), _features(original, x))
+
+
+def test_extract_dino_backbone_non_convnext(tmp_path):
+    from mmpretrain.models.backbones import ResNet
+    resnet = ResNet(depth=18, stem_channels=8, base_channels=8)
+    sd = {f'teacher.backbone.{k}': v for k, v in resnet.state_dict().items()}
+    sd['teacher.neck.mlp.0.weight'] = torch.randn(8, 8)
+    src, dst = tmp_path / 'dino.pth', tmp_path / 'teacher.pth'
+    torch.save(dict(meta={}, state_dict=sd), src)
+    log = _convert(extract, src, dst)  # --part teacher by default
+    assert 'without the strict BCSSLConvNeXt check' in log
+    out = _load(dst)['state_dict']
+    other = ResNet(depth=18, stem_channels=8, base_channels=8)
+    other.load_state_dict({
+        k[len('backbone.'):]: v
+        for k, v in out.items()
+    },
+                          strict=True)
+    for k, v in resnet.state_dict().items():
+        assert torch.equal(other.state_dict()[k], v), k
+
+
+def test_extract_dino_backbone_errors(tmp_path):
+    model = _random_backbone()
+    ckpt = _fork_checkpoint(model, model)
+    src, dst = tmp_path / 'fork.pth', tmp_path / 'out.pth'
+    torch.save(ckpt, src)
+    with pytest.raises(ConversionError) as e:
+        _convert(extract, src, dst)
+    msg = str(e.value)
+    assert str(src) in msg and "'teacher.backbone.'" in msg
+    assert 'bcssl_fork_to_mmpretrain.py' in msg
+    assert not dst.exists()
+
+
+def test_extract_teacher_loads_into_demo_maskrcnn(tmp_path):
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+    from mmengine.config import Config
+
+    # the demo backbone: atto, k9, BN
+    teacher = _random_backbone(seed=1)
+    src, dst = tmp_path / 'dino.pth', tmp_path / 'teacher.pth'
+    torch.save(_dino_checkpoint(_random_backbone(seed=0), teacher), src)
+    _convert(extract, src, dst)
+
+    register_all_modules(init_default_scope=False)
+    cfg = Config.fromfile(DEMO_CONFIG)
+    cfg.model.backbone.init_cfg = dict(
+        type='Pretrained', checkpoint=str(dst), prefix='backbone.')
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        detector = MODELS.build(cfg.model)
+        detector.init_weights()
+    loaded = detector.backbone.state_dict()
+    for k, v in teacher.state_dict().items():
+        assert torch.equal(loaded[k], v), k
+
+
+@pytest.mark.parametrize('part', ['teacher', 'student'])
+def test_bcssl_fork_to_mmpretrain(tmp_path, part):
+    student, teacher = _random_backbone(seed=0), _random_backbone(seed=1)
+    src, dst = tmp_path / 'fork.pth', tmp_path / 'out.pth'
+    torch.save(_fork_checkpoint(student, teacher), src)
+    log = _convert(fork, src, dst, '--part', part)
+
+    original = teacher if part == 'teacher' else student
+    out = _load(dst)
+    assert out['meta']['part'] == part and out['meta']['epoch'] == 99
+    for k, v in original.state_dict().items():
+        assert torch.equal(out['state_dict'][f'backbone.{k}'], v), k
+    model = _random_backbone(seed=2)
+    load_backbone_checkpoint(model, str(dst), prefix='backbone.')
+    x = torch.randn(2, 3, 64, 64)
+    torch.testing.assert_close(_features(model, x), _features(original, x))
+
+    # atto: 12 blocks, each with 1 conv weight and 5 BN tensors
+    assert '12  stages.i.j.large_kernel.lkb_origin.conv -> depthwise' in log
+    assert '60  stages.i.j.large_kernel.lkb_origin.bn -> dw_norm' in log
+    assert '2  norm (final) -> norm3' in log
+    assert 'DINO projection head' in log and 'module.head.*' in log
+    assert 'kernel size: 9' in log
+
+
+def test_bcssl_fork_bare_backbone_without_bn_cli(tmp_path):
+    original = _random_backbone(kernel_size=5, bn=False)
+    src, dst = tmp_path / 'bare.pth', tmp_path / 'out.pth'
+    torch.save(_to_official(original.state_dict(), fork_names=True), src)
+    proc = run_tool([
+        sys.executable, 'tools/model_converters/bcssl_fork_to_mmpretrain.py',
+        str(src), str(dst)
+    ])
+    assert 'bare backbone state dict' in proc.stdout
+    assert 'stages.i.j.dwconv -> depthwise_conv' in proc.stdout
+    assert 'kernel size: 5' in proc.stdout and 'dw_norm=None' in proc.stdout
+    model = _random_backbone(kernel_size=5, bn=False, seed=2)
+    load_backbone_checkpoint(model, str(dst), prefix='backbone.')
+    x = torch.randn(2, 3, 64, 64)
+    torch.testing.assert_close(_features(model, x), _features(original, x))
+
+
+def test_bcssl_fork_errors(tmp_path):
+    model = _random_backbone()
+    src, dst = tmp_path / 'fork.pth', tmp_path / 'out.pth'
+
+    # another backbone: the message names the file and the expected prefix
+    torch.save({'module.backbone.blocks.0.attn.qkv.weight': torch.ones(1)},
+               src)
+    with pytest.raises(ConversionError) as e:
+        _convert(fork, src, dst)
+    assert str(src) in str(e.value)
+    assert "'module.backbone.{downsample_layers,stages}.'" in str(e.value)
+
+    # a bcssl_mm DINO checkpoint is not the fork's layout
+    torch.save(_dino_checkpoint(model, model), src)
+    with pytest.raises(ConversionError) as e:
+        _convert(fork, src, dst)
+    assert str(src) in str(e.value)
+    assert 'already in BCSSLConvNeXt names' in str(e.value)
+    assert 'extract_dino_backbone.py' in str(e.value)
+
+    # a mis-shaped tensor is reported by its converted name; nothing written
+    ckpt = _fork_checkpoint(model, model)
+    key = 'module.backbone.stages.2.3.pwconv1.weight'
+    ckpt['teacher'][key] = torch.randn(640, 80)
+    torch.save(ckpt, src)
+    with pytest.raises(ConversionError) as e:
+        _convert(fork, src, dst)
+    assert ('stages.2.3.pointwise_conv1.weight: checkpoint (640, 80) vs '
+            'model (640, 160)') in str(e.value)
+    assert sorted(os.listdir(tmp_path)) == ['fork.pth']  # no temporary file
+
+    # a key no rule maps (e.g. a reparameterisation branch) is refused
+    ckpt = _fork_checkpoint(model, model)
+    extra = 'module.backbone.stages.0.0.large_kernel.small_conv.conv.weight'
+    ckpt['teacher'][extra] = torch.randn(40, 1, 3, 3)
+    torch.save(ckpt, src)
+    with pytest.raises(ConversionError, match=re.escape(extra)):
+        _convert(fork, src, dst)
+
+
+def test_refuse_overwrite_then_force(tmp_path):
+    student, teacher = _random_backbone(seed=0), _random_backbone(seed=1)
+    src, dst = tmp_path / 'dino.pth', tmp_path / 'out.pth'
+    torch.save(_dino_checkpoint(student, teacher), src)
+    dst.write_bytes(b'precious')
+    with pytest.raises(FileExistsError, match='--force'):
+        _convert(extract, src, dst)
+    assert dst.read_bytes() == b'precious'
+    _convert(extract, src, dst, '--force')
+    out = _load(dst)['state_dict']
+    assert torch.equal(out['backbone.stages.3.1.depthwise_conv.weight'],
+                       teacher.stages[3][1].depthwise_conv.weight)
+    assert sorted(os.listdir(tmp_path)) == ['dino.pth', 'out.pth']
+
+
+def _classifier(out_channels=320):
+    from mmpretrain.registry import MODELS
+    return MODELS.build(
+        dict(
+            type='ImageClassifier',
+            backbone=dict(
+                type='BCSSLConvNeXt',
+                arch='atto',
+                kernel_size=7,
+                dw_norm_cfg=None),
+            head=dict(
+                type='LinearClsHead',
+                num_classes=1000,
+                in_channels=out_channels))).eval()
+
+
+def test_convnext_official(tmp_path):
+    original = _random_backbone(kernel_size=7, bn=False)
+    head = torch.nn.Linear(320, 1000)
+    official = _to_official(original.state_dict())
+    official.update({'head.weight': head.weight, 'head.bias': head.bias})
+
+    # the layout is the one timm's own converter expects of FB checkpoints
+    timm_model = timm.create_model('convnext_atto').eval()
+    timm_model.load_state_dict(
+        timm.models.convnext.checkpoint_filter_fn(
+            dict(model=official), timm_model))
+
+    src, dst = tmp_path / 'official.pth', tmp_path / 'out.pth'
+    torch.save(dict(model=official), src)
+    log = _convert(convnext, src, dst)
+    assert '(official ConvNeXt)' in log and 'kernel size: 7' in log
+    assert '24  stages.i.j.dwconv -> depthwise_conv' in log
+    assert '2  head -> head.fc' in log
+
+    out = _load(dst)
+    assert out['meta']['layout'] == 'official'
+    classifier = _classifier()
+    classifier.load_state_dict(out['state_dict'], strict=True)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            classifier.backbone(x)[-1], _features(original, x))
+        torch.testing.assert_close(
+            classifier(x, mode='tensor'), timm_model(x), atol=1e-5, rtol=0)
+
+
+def test_convnext_timm(tmp_path):
+    torch.manual_seed(0)
+    timm_model = timm.create_model('convnext_atto').eval()
+    with torch.no_grad():
+        for p in timm_model.parameters():  # layer scale is 1e-6 at init
+            p.copy_(torch.randn_like(p) * 0.2)
+    src, dst = tmp_path / 'timm.pth', tmp_path / 'out.pth'
+    torch.save(timm_model.state_dict(), src)
+    log = _convert(convnext, src, dst)
+    assert '(timm ConvNeXt)' in log and 'dw_norm=None' in log
+    assert '24  stages.i.blocks.j.mlp.fc1 -> stages.i.j.pointwise_conv1' in log
+    assert '2  head.norm -> norm3' in log
+
+    classifier = _classifier()
+    classifier.load_state_dict(_load(dst)['state_dict'], strict=True)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        timm_feats = timm_model.forward_head(
+            timm_model.forward_features(x), pre_logits=True)
+        torch.testing.assert_close(
+            classifier.backbone(x)[-1], timm_feats, atol=1e-5, rtol=0)
+        torch.testing.assert_close(
+            classifier(x, mode='tensor'), timm_model(x), atol=1e-5, rtol=0)
+
+
+def test_convnext_errors(tmp_path):
+    src, dst = tmp_path / 'in.pth', tmp_path / 'out.pth'
+    torch.save({'backbone.downsample_layers.0.0.weight': torch.randn(1)}, src)
+    with pytest.raises(ConversionError, match='already in mmpretrain'):
+        _convert(convnext, src, dst)
+
+    torch.save({'model': {'patch_embed.proj.weight': torch.randn(1)}}, src)
+    with pytest.raises(ConversionError) as e:
+        _convert(convnext, src, dst)
+    assert str(src) in str(e.value) and "'downsample_layers.*'" in str(e.value)
+
+    # ConvNeXt V2 (GRN) is not plain ConvNeXt: its GRN keys are refused
+    official = _to_official(
+        _random_backbone(kernel_size=7, bn=False).state_dict())
+    official['stages.0.0.grn.gamma'] = torch.zeros(1, 1, 1, 160)
+    torch.save(dict(model=official), src)
+    with pytest.raises(ConversionError, match=r'stages\.0\.0\.grn\.gamma'):
+        _convert(convnext, src, dst)
+    assert not dst.exists()
