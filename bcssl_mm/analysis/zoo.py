@@ -1,8 +1,11 @@
-"""Models and images shared by the analysis tools (CAM, ERF).
+"""Models and images shared by the analysis tools (CAM, ERF, complexity).
 
 A model is named on the command line as ``bcssl-{t|s|b|l|atto|...}-k{K}``,
 ``resnet50``, ``vit-s`` or ``swin-t`` and built as an mmpretrain
-``ImageClassifier`` (random init unless a checkpoint is loaded).
+``ImageClassifier`` (random init unless a checkpoint is loaded);
+``build_classifier`` also builds Swin-S (family ``'swin-s'``) for the
+complexity table. ``count_macs`` counts multiply-adds with mmengine's
+``FlopAnalyzer``, attention included.
 """
 import argparse
 import logging
@@ -16,6 +19,8 @@ import cv2
 import numpy as np
 import torch
 import torch.nn as nn
+from mmengine.analysis import FlopAnalyzer
+from mmengine.analysis.jit_handles import get_shape
 from mmengine.logging import MMLogger
 from mmengine.runner import load_checkpoint
 from mmpretrain.registry import MODELS
@@ -30,6 +35,8 @@ BCSSL_ARCH_ALIASES = {'t': 'tiny', 's': 'small', 'b': 'base', 'l': 'large'}
 # mmpretrain's Swin asserts when a feature map is smaller than its 7x7 window
 # unless pad_small_map=True; the last stage (stride 32) is 7x7 at 224 px.
 SWIN_MIN_UNPADDED_SIZE = 7 * 32
+# model family -> mmpretrain SwinTransformer arch
+SWIN_ARCHS = {'swin-t': 'tiny', 'swin-s': 'small'}
 
 
 @dataclass(frozen=True)
@@ -38,7 +45,9 @@ class ModelSpec:
 
     Args:
         name (str): Name given on the command line, e.g. ``bcssl-t-k9``.
-        family (str): 'bcssl', 'resnet50', 'vit-s' or 'swin-t'.
+        family (str): 'bcssl', 'resnet50', 'vit-s', 'swin-t' or 'swin-s'
+            (the last is built by ``build_classifier`` only; the CAM and ERF
+            tools do not take it).
         arch (str | dict, optional): BC-SSL arch (``BCSSLConvNeXt``'s).
         kernel_size (int, optional): BC-SSL depthwise kernel.
         with_bn (bool): BC-SSL with the BN after the depthwise conv; False
@@ -105,10 +114,10 @@ def build_classifier(spec: ModelSpec,
             img_size=img_size,
             patch_size=16)
         neck, in_channels = None, 384
-    elif spec.family == 'swin-t':
+    elif spec.family in SWIN_ARCHS:
         backbone = dict(
             type='SwinTransformer',
-            arch='tiny',
+            arch=SWIN_ARCHS[spec.family],
             img_size=img_size,
             pad_small_map=img_size < SWIN_MIN_UNPADDED_SIZE)
         neck, in_channels = gap, 768
@@ -139,6 +148,40 @@ def build_classifier(spec: ModelSpec,
     finally:
         logger.setLevel(level)
     return model.eval()
+
+
+def sdpa_flop_jit(inputs: List, outputs: List) -> int:
+    """Multiply-adds of ``aten::scaled_dot_product_attention``.
+
+    ``Q K^T`` and ``A V``: ``B * L * S * (E + Ev)`` for query
+    ``(B, .., L, E)``, key ``(B, .., S, E)`` and value ``(B, .., S, Ev)``;
+    the softmax and scaling are not counted, as for every elementwise op of
+    ``FlopAnalyzer``.
+    """
+    q, k, v = (get_shape(t) for t in inputs[:3])
+    batch = int(np.prod(q[:-2]))
+    return batch * q[-2] * k[-2] * (q[-1] + v[-1])
+
+
+def count_macs(model: nn.Module, img_size: int = 224) -> int:
+    """Multiply-adds of ``model`` on one ``img_size`` x ``img_size`` image.
+
+    mmengine's ``FlopAnalyzer`` (fvcore's counting: convs, linears,
+    ``matmul``/``bmm``/``einsum``, norms). It counts attention written as
+    ``matmul`` (mmpretrain's Swin window attention) but has no handle for the
+    fused ``aten::scaled_dot_product_attention`` (mmpretrain's and timm's ViT)
+    and would silently drop it; ``sdpa_flop_jit`` counts it here.
+
+    Args:
+        model (nn.Module): Model in eval mode taking ``(1, 3, S, S)``.
+        img_size (int): Input side ``S``. Defaults to 224.
+    """
+    analyzer = FlopAnalyzer(model, torch.randn(1, 3, img_size, img_size))
+    analyzer.set_op_handle('aten::scaled_dot_product_attention',
+                           sdpa_flop_jit)
+    analyzer.unsupported_ops_warnings(False)
+    analyzer.uncalled_modules_warnings(False)
+    return int(analyzer.total())
 
 
 def tokens_to_map(tokens: torch.Tensor,
