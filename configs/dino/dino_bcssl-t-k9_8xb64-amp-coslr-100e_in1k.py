@@ -90,6 +90,8 @@ optim_wrapper = dict(
 
 max_epochs = 100
 warmup_epochs = 10
+# schedules without an `end` run to the end of training (mmengine's Runner
+# sets it to max_epochs), so a config that only changes max_epochs keeps them
 param_scheduler = [
     # DINO's np.linspace(0, lr, warmup iters); LinearLR needs a factor > 0
     dict(
@@ -101,20 +103,16 @@ param_scheduler = [
         convert_to_iter_based=True),
     dict(
         type='CosineAnnealingLR',
-        T_max=max_epochs - warmup_epochs,
         eta_min=1e-6,
         by_epoch=True,
         begin=warmup_epochs,
-        end=max_epochs,
         convert_to_iter_based=True),
     # 0.04 -> 0.4, cosine per iteration; zero-decay groups stay at zero
     dict(
         type='CosineAnnealingWeightDecay',
-        T_max=max_epochs,
         eta_min=0.4,
         by_epoch=True,
         begin=0,
-        end=max_epochs,
         convert_to_iter_based=True)
 ]
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)

@@ -30,22 +30,19 @@ optim_wrapper = dict(
     optimizer=dict(
         _delete_=True, type='SGD', lr=0.03 * 512 / 256, momentum=0.9,
         weight_decay=1e-4))
-max_epochs = 100
-warmup_epochs = 10
+# no weight-decay schedule: 1e-4 throughout
 param_scheduler = [
     dict(
         type='LinearLR',
         start_factor=1e-9,
         by_epoch=True,
         begin=0,
-        end=warmup_epochs,
+        end=10,
         convert_to_iter_based=True),
     dict(
         type='CosineAnnealingLR',
-        T_max=max_epochs - warmup_epochs,
         eta_min=1e-6,
         by_epoch=True,
-        begin=warmup_epochs,
-        end=max_epochs,
+        begin=10,
         convert_to_iter_based=True)
-]  # no weight-decay schedule: 1e-4 throughout
+]

@@ -17,7 +17,8 @@ from mmengine.runner import Runner
 from conftest import ROOT, run_tool
 
 DINO_DEMO = str(ROOT / 'configs' / 'dino' /
-                'dino_bcssl-atto-k9_1xb32-coslr-8e_shapes.py')
+                'dino_bcssl-atto-k9_1xb32-coslr-10e_shapes.py')
+# the demo config's schedules: 1 warm-up epoch, cosine to the end
 EPOCHS, ITERS_PER_EPOCH, WARMUP = 3, 2, 1
 BASE_LR = 1e-2
 
@@ -45,15 +46,6 @@ model = dict(
               bottleneck_channels=8),
     head=dict(loss=dict(out_dim=64)))
 optim_wrapper = dict(optimizer=dict(lr={BASE_LR}))
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-9, by_epoch=True, begin=0,
-         end={WARMUP}, convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', T_max={EPOCHS - WARMUP}, eta_min=1e-6,
-         by_epoch=True, begin={WARMUP}, end={EPOCHS},
-         convert_to_iter_based=True),
-    dict(type='CosineAnnealingWeightDecay', T_max={EPOCHS}, eta_min=0.4,
-         by_epoch=True, begin=0, end={EPOCHS}, convert_to_iter_based=True)
-]
 train_cfg = dict(max_epochs={EPOCHS})
 custom_hooks = [
     dict(type='DINOHook', warmup_teacher_temp_epochs=2,

@@ -1,9 +1,10 @@
 # Demo: DINO pretraining of a tiny BC-SSL ('atto' widths 40-320, k9, BN) on
 # the 200 generated shapes images (tools/data/make_shapes_coco.py; labels
 # unused), on CPU in a few minutes. It inherits the BC-SSL-T recipe and
-# scales it down: smaller crops (global 128 px, local 64 px, 4 local crops),
-# a smaller projection head, 8 epochs with 1 warm-up epoch, fp32, one
-# process. `make demo` then fine-tunes Mask R-CNN from its teacher
+# scales it down: smaller crops (global 96 px, local 48 px, 4 local crops),
+# a smaller projection head, 10 epochs (60 iterations) with 1 warm-up epoch,
+# a larger lr for the short run, fp32, one process. `make demo` then
+# fine-tunes Mask R-CNN from its teacher
 # (configs/maskrcnn_bcssl-atto-k9_shapes_demo_dino-init.py).
 _base_ = './dino_bcssl-t-k9_8xb64-amp-coslr-100e_in1k.py'
 
@@ -12,8 +13,8 @@ train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(
         type='DINOMultiCrop',
-        global_crop_size=128,
-        local_crop_size=64,
+        global_crop_size=96,
+        local_crop_size=48,
         global_crops_scale=(0.4, 1.),
         local_crops_scale=(0.05, 0.4),
         num_local_crops=4),
@@ -46,14 +47,14 @@ optim_wrapper = dict(
     _delete_=True,
     type='DINOOptimWrapper',
     optimizer=dict(
-        type='AdamW', lr=0.0005 * 32 / 256, betas=(0.9, 0.999),
+        type='AdamW', lr=5e-4, betas=(0.9, 0.999),
         weight_decay=0.04),
     clip_grad=dict(type='per_tensor', max_norm=3.0),
     constructor='DINOOptimWrapperConstructor',  # the student's parameters
     paramwise_cfg=dict(
         norm_decay_mult=0., bias_decay_mult=0., flat_decay_mult=0.))
 
-max_epochs = 8
+max_epochs = 10
 warmup_epochs = 1
 param_scheduler = [
     dict(
@@ -65,19 +66,15 @@ param_scheduler = [
         convert_to_iter_based=True),
     dict(
         type='CosineAnnealingLR',
-        T_max=max_epochs - warmup_epochs,
         eta_min=1e-6,
         by_epoch=True,
         begin=warmup_epochs,
-        end=max_epochs,
         convert_to_iter_based=True),
     dict(
         type='CosineAnnealingWeightDecay',
-        T_max=max_epochs,
         eta_min=0.4,
         by_epoch=True,
         begin=0,
-        end=max_epochs,
         convert_to_iter_based=True)
 ]
 train_cfg = dict(max_epochs=max_epochs)
