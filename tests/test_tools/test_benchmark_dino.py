@@ -4,7 +4,7 @@ from conftest import ROOT, load_tool
 
 bench = load_tool('analysis_tools/benchmark_dino.py')
 DEMO = str(ROOT / 'configs' / 'dino' /
-           'dino_bcssl-atto-k9_1xb32-coslr-16e_shapes.py')
+           'dino_bcssl-atto-k9_1xb32-coslr-10e_shapes.py')
 
 
 def test_tiny_run_reports_throughput_and_memory(capsys):
