@@ -13,22 +13,33 @@ other name, shape and default is mmpretrain's, so that
   containing "ConvNeXt" and on ``downsample_layers.*`` / ``stages.*``) and
   mmpretrain's ``LearningRateDecayOptimWrapperConstructor`` (through
   ``get_layer_depth``) assign ConvNeXt's layer ids.
+
+``switch_to_deploy()`` gives an inference-only form with the same outputs (to
+float rounding): BN and layer scale folded into the adjacent linear maps, the
+trunk kept in channels-last memory so that the block's permutes are free views,
+and on CPU the MLP run over row tiles with GELU and the residual add fused into
+the oneDNN matmuls.
 """
 from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 from mmdet.registry import MODELS as MMDET_MODELS
 from mmengine.logging import MMLogger
 from mmengine.model import ModuleList, Sequential
 from mmpretrain.models.backbones.base_backbone import BaseBackbone
 from mmpretrain.models.backbones.convnext import ConvNeXt, ConvNeXtBlock
-from mmpretrain.models.utils import build_norm_layer
+from mmpretrain.models.utils import LayerNorm2d, build_norm_layer
 from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..utils import load_backbone_checkpoint
+
+_HAS_MKLDNN_LINEAR = (
+    torch.backends.mkldnn.is_available()
+    and hasattr(torch.ops.mkldnn, '_linear_pointwise'))
 
 
 def check_kernel_size(kernel_size: int) -> int:
@@ -40,11 +51,35 @@ def check_kernel_size(kernel_size: int) -> int:
     return kernel_size
 
 
+class ChannelsLastLayerNorm2d(LayerNorm2d):
+    """mmpretrain's ``LayerNorm2d`` with a channels-last output.
+
+    The upstream norm copies its output back to NCHW-contiguous; this one
+    returns the permuted view, so that the deploy trunk stays channels-last.
+
+    Args:
+        num_channels (int): Number of channels.
+        **kwargs: ``nn.LayerNorm``'s (``eps``, ``elementwise_affine``, ...).
+    """
+
+    def forward(self,
+                x: torch.Tensor,
+                data_format: str = 'channel_first') -> torch.Tensor:
+        if data_format != 'channel_first':
+            return super().forward(x, data_format)
+        x = F.layer_norm(
+            x.permute(0, 2, 3, 1), self.normalized_shape, self.weight,
+            self.bias, self.eps)  # (N, H, W, C)
+        return x.permute(0, 3, 1, 2)  # (N, C, H, W), channels-last
+
+
 class BCSSLConvNeXtBlock(ConvNeXtBlock):
     """ConvNeXt block with a (bias-free) depthwise conv followed by BatchNorm.
 
     ``DWConv kxk -> BN -> LayerNorm -> Linear C->4C -> GELU -> Linear 4C->C ->
-    layer scale -> DropPath -> + x`` (paper Fig. 1, right).
+    layer scale -> DropPath -> + x`` (paper Fig. 1, right). After
+    :meth:`switch_to_deploy` (inference only) BN and layer scale are folded
+    away and the block runs on channels-last tensors.
 
     Args:
         in_channels (int): Number of input and output channels.
@@ -60,6 +95,10 @@ class BCSSLConvNeXtBlock(ConvNeXtBlock):
             it. Defaults to 1e-6.
         with_cp (bool): Gradient checkpointing. Defaults to False.
     """
+    # deploy form on CPU: largest hidden (rows, 4C) tile of the MLP in bytes
+    # (0: no tiling), and GELU / residual add fused into oneDNN's matmuls
+    DEPLOY_TILE_BYTES = 2**24
+    USE_MKLDNN_MLP = True
 
     def __init__(self,
                  in_channels: int,
@@ -90,6 +129,8 @@ class BCSSLConvNeXtBlock(ConvNeXtBlock):
             build_norm_layer(dw_norm_cfg, in_channels)
             if dw_norm_cfg is not None else nn.Identity())
 
+        self.deploy = False
+
     def _inner_forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = x
         x = self.dw_norm(self.depthwise_conv(x))  # (N, C, H, W)
@@ -102,33 +143,96 @@ class BCSSLConvNeXtBlock(ConvNeXtBlock):
         return shortcut + self.drop_path(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.deploy:
+            return self._deploy_forward(x)
         if self.with_cp and x.requires_grad:
             return cp.checkpoint(self._inner_forward, x, use_reentrant=False)
         return self._inner_forward(x)
 
+    def _deploy_forward(self, x: torch.Tensor) -> torch.Tensor:
+        # channels-last (N, C, H, W) is (N, H, W, C) in memory: the permutes
+        # below are views and LayerNorm and the MLP see contiguous rows
+        shortcut = x.contiguous(memory_format=torch.channels_last)
+        x = self.depthwise_conv(shortcut).permute(0, 2, 3, 1)  # (N, H, W, C)
+        x = self.norm(x, data_format='channel_last')
+        n, h, w, c = x.shape
+        x = x.reshape(-1, c)  # (N*H*W, C)
+        shortcut_rows = shortcut.permute(0, 2, 3, 1).reshape(-1, c)
+        tiles = self._num_tiles(x)
+        if tiles == 1:
+            out = self._deploy_mlp(x, shortcut_rows)
+        else:
+            # NOTE: a (N*H*W, 4C) hidden over glibc's 32 MiB mmap ceiling is
+            # a fresh mapping, page-faulted on every call (28k faults per
+            # batch-8 forward of BC-SSL-T); smaller tiles reuse heap memory
+            out = torch.cat([
+                self._deploy_mlp(a, b) for a, b in zip(
+                    x.chunk(tiles), shortcut_rows.chunk(tiles))
+            ])
+        return out.view(n, h, w, c).permute(0, 3, 1, 2)  # (N, C, H, W)
+
+    def _num_tiles(self, x: torch.Tensor) -> int:
+        """Row tiles of the MLP: one off CPU, else hidden tiles of at most
+        ``DEPLOY_TILE_BYTES``."""
+        if x.device.type != 'cpu' or not self.DEPLOY_TILE_BYTES:
+            return 1
+        hidden = x.shape[0] * self.pointwise_conv1.out_features * \
+            x.element_size()
+        return -(-hidden // self.DEPLOY_TILE_BYTES)  # ceil
+
+    def _deploy_mlp(self, x: torch.Tensor,
+                    shortcut: torch.Tensor) -> torch.Tensor:
+        """``shortcut + pw2(act(pw1(x)))`` on (M, C) rows."""
+        pw1, pw2 = self.pointwise_conv1, self.pointwise_conv2
+        if self._use_mkldnn_mlp(x):
+            x = torch.ops.mkldnn._linear_pointwise(x, pw1.weight, pw1.bias,
+                                                   'gelu', [],
+                                                   self.act.approximate)
+            return torch.ops.mkldnn._linear_pointwise.binary(
+                x, shortcut, pw2.weight, pw2.bias, 'add')
+        return shortcut + pw2(self.act(pw1(x)))
+
+    def _use_mkldnn_mlp(self, x: torch.Tensor) -> bool:
+        # NOTE: mkldnn._linear_pointwise is the fused op TorchInductor emits on
+        # CPU; it has no autograd and ignores autocast, hence the guards
+        return (self.USE_MKLDNN_MLP and _HAS_MKLDNN_LINEAR
+                and x.device.type == 'cpu' and x.dtype == torch.float32
+                and type(self.act) is nn.GELU
+                and not torch.is_autocast_enabled('cpu')
+                and not (torch.is_grad_enabled() and
+                         (x.requires_grad
+                          or self.pointwise_conv1.weight.requires_grad)))
+
     @torch.no_grad()
     def switch_to_deploy(self) -> None:
-        """Fold the BatchNorm after the depthwise conv into the conv."""
+        """Fold the depthwise BN into the conv and the layer scale into
+        ``pointwise_conv2``; run the block in channels-last (inference only).
+        """
         bn = self.dw_norm
-        if not isinstance(bn, _BatchNorm):
-            return
-        conv = self.depthwise_conv
-        std = (bn.running_var + bn.eps).sqrt()
-        scale = bn.weight / std if bn.affine else 1. / std  # (C, )
-        bias = bn.bias if bn.affine else torch.zeros_like(std)
-        conv_bias = conv.bias if conv.bias is not None else torch.zeros_like(
-            std)
-        fused = nn.Conv2d(
-            conv.in_channels,
-            conv.out_channels,
-            kernel_size=conv.kernel_size,
-            padding=conv.padding,
-            groups=conv.groups,
-            bias=True).to(conv.weight)
-        fused.weight.copy_(conv.weight * scale.reshape(-1, 1, 1, 1))
-        fused.bias.copy_(bias + (conv_bias - bn.running_mean) * scale)
-        self.depthwise_conv = fused
-        self.dw_norm = nn.Identity()
+        if isinstance(bn, _BatchNorm):
+            conv = self.depthwise_conv
+            std = (bn.running_var + bn.eps).sqrt()
+            scale = bn.weight / std if bn.affine else 1. / std  # (C, )
+            bias = bn.bias if bn.affine else torch.zeros_like(std)
+            conv_bias = (
+                conv.bias if conv.bias is not None else torch.zeros_like(std))
+            fused = nn.Conv2d(
+                conv.in_channels,
+                conv.out_channels,
+                kernel_size=conv.kernel_size,
+                padding=conv.padding,
+                groups=conv.groups,
+                bias=True).to(conv.weight)
+            fused.weight.copy_(conv.weight * scale.reshape(-1, 1, 1, 1))
+            fused.bias.copy_(bias + (conv_bias - bn.running_mean) * scale)
+            self.depthwise_conv = fused
+            self.dw_norm = nn.Identity()
+        if self.gamma is not None:
+            # gamma * (W x + b) = (gamma[:, None] * W) x + gamma * b
+            self.pointwise_conv2.weight.mul_(self.gamma[:, None])
+            self.pointwise_conv2.bias.mul_(self.gamma)
+            self.gamma = None
+        self.deploy = True
 
 
 @MMPRETRAIN_MODELS.register_module()
@@ -211,6 +315,7 @@ class BCSSLConvNeXt(ConvNeXt):
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
         self.gap_before_final_norm = gap_before_final_norm
+        self.deploy = False
 
         # stochastic depth rate grows linearly over all blocks
         dpr = torch.linspace(0, drop_path_rate, sum(self.depths)).tolist()
@@ -316,8 +421,25 @@ class BCSSLConvNeXt(ConvNeXt):
         super().init_weights()
 
     def switch_to_deploy(self) -> None:
-        """Fold every depthwise BN into its conv (inference only)."""
+        """Switch every block to its deploy form (inference only).
+
+        Outputs stay those of the eval-mode model (to float rounding) and
+        NCHW-contiguous; the state dict loses ``dw_norm.*`` and ``gamma``.
+        """
         for m in self.modules():
             if isinstance(m, BCSSLConvNeXtBlock):
                 m.switch_to_deploy()
+        # channels-last from the stem on: no NCHW copies between stages
+        for layer in self.downsample_layers:
+            for j, m in enumerate(layer):
+                if type(m) is LayerNorm2d:
+                    norm = ChannelsLastLayerNorm2d(
+                        m.num_channels,
+                        eps=m.eps,
+                        elementwise_affine=m.elementwise_affine,
+                        bias=m.bias is not None)
+                    norm.load_state_dict(m.state_dict())
+                    layer[j] = norm.to(next(m.parameters(), None))
+                elif isinstance(m, nn.Conv2d):
+                    m.to(memory_format=torch.channels_last)
         self.deploy = True

@@ -7,6 +7,8 @@ from mmpretrain.models.backbones import ConvNeXt
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from bcssl_mm.models import BCSSLConvNeXt
+from bcssl_mm.models.backbones.bcssl_convnext import (_HAS_MKLDNN_LINEAR,
+                                                      BCSSLConvNeXtBlock)
 from bcssl_mm.models.utils import CheckpointMismatchError
 
 from conftest import randomize_bn
@@ -84,27 +86,119 @@ def test_norm_eval():
     assert model.stages[0][0].norm.training  # LayerNorms unaffected
 
 
-@pytest.mark.parametrize('kernel_size', [3, 9])
-def test_switch_to_deploy_folds_bn(kernel_size):
+def _eval_and_deploy(kernel_size=9, gap=False, **kwargs):
+    """An atto model with random BN statistics and layer scale, and its deploy
+    copy."""
     torch.manual_seed(0)
     model = BCSSLConvNeXt(
         'atto',
         kernel_size=kernel_size,
         out_indices=(0, 1, 2, 3),
-        gap_before_final_norm=False,
-        layer_scale_init_value=1.0)
+        gap_before_final_norm=gap,
+        **kwargs)
     model.init_weights()
     randomize_bn(model)
+    for name, p in model.named_parameters():
+        if name.endswith('gamma'):
+            p.data = torch.rand(p.shape) + 0.5
     model.eval()
+    deploy = copy.deepcopy(model)
+    deploy.switch_to_deploy()
+    return model, deploy
+
+
+def _assert_outputs_equal(outs, ref):
+    assert len(outs) == len(ref)
+    for a, b in zip(ref, outs):
+        assert b.shape == a.shape
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize('kernel_size', [3, 9, 15])
+@pytest.mark.parametrize('gap', [False, True])
+def test_switch_to_deploy_gives_same_outputs(kernel_size, gap):
+    model, deploy = _eval_and_deploy(kernel_size, gap)
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         ref = model(x)
-        model.switch_to_deploy()
-        outs = model(x)
-    assert not any(isinstance(m, _BatchNorm) for m in model.modules())
-    assert model.stages[3][1].depthwise_conv.bias is not None
-    for a, b in zip(ref, outs):
-        torch.testing.assert_close(b, a, rtol=0, atol=1e-4)
+        outs = deploy(x)
+    _assert_outputs_equal(outs, ref)
+    assert not any(isinstance(m, _BatchNorm) for m in deploy.modules())
+    assert deploy.stages[3][1].depthwise_conv.bias is not None
+    assert not any(k.endswith('gamma') for k in deploy.state_dict())
+    # callers (mmdet's FPN) get standard NCHW tensors
+    assert all(o.is_contiguous() for o in outs)
+
+
+@pytest.mark.parametrize('mkldnn', [True, False])
+@pytest.mark.parametrize('tile_bytes', [0, 4096])
+def test_deploy_mlp_paths_agree(monkeypatch, mkldnn, tile_bytes):
+    monkeypatch.setattr(BCSSLConvNeXtBlock, 'USE_MKLDNN_MLP', mkldnn)
+    monkeypatch.setattr(BCSSLConvNeXtBlock, 'DEPLOY_TILE_BYTES', tile_bytes)
+    model, deploy = _eval_and_deploy()
+    block = deploy.stages[0][0]
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        ref = model(x)
+        # 4 KiB tiles of the (2*16*16, 160) hidden: 80 tiles in stage 0
+        assert block._num_tiles(torch.zeros(512, 40)) == (80 if tile_bytes
+                                                           else 1)
+        assert block._use_mkldnn_mlp(x) == (mkldnn and _HAS_MKLDNN_LINEAR)
+        _assert_outputs_equal(deploy(x), ref)
+        # a channels-last input gives the same outputs
+        _assert_outputs_equal(
+            deploy(x.contiguous(memory_format=torch.channels_last)), ref)
+    # with autograd on, the public-op path runs and gives the same outputs
+    _assert_outputs_equal(deploy(x), ref)
+
+
+def test_deploy_tiny_maps_and_batch_one():
+    model, deploy = _eval_and_deploy()
+    x = torch.randn(1, 3, 32, 32)  # stage 3 is 1x1
+    with torch.no_grad():
+        _assert_outputs_equal(deploy(x), model(x))
+
+
+def test_layer_scale_folded_into_pointwise_conv2():
+    torch.manual_seed(0)
+    block = BCSSLConvNeXtBlock(8, kernel_size=3, layer_scale_init_value=1.)
+    randomize_bn(block)
+    block.gamma.data = torch.randn(8)
+    block.pointwise_conv2.bias.data = torch.randn(8)
+    block.eval()
+    w2 = block.pointwise_conv2.weight.clone()
+    b2 = block.pointwise_conv2.bias.clone()
+    gamma = block.gamma.clone()
+    x = torch.randn(2, 8, 6, 6)
+    with torch.no_grad():
+        ref = block(x)
+        block.switch_to_deploy()
+        out = block(x)
+    assert block.gamma is None
+    torch.testing.assert_close(block.pointwise_conv2.weight,
+                               w2 * gamma[:, None])
+    torch.testing.assert_close(block.pointwise_conv2.bias, b2 * gamma)
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
+    block.switch_to_deploy()  # idempotent: nothing is folded twice
+    with torch.no_grad():
+        torch.testing.assert_close(block(x), ref, rtol=1e-4, atol=1e-5)
+
+
+def test_deploy_plain_convnext_matches_mmpretrain():
+    torch.manual_seed(0)
+    upstream = ConvNeXt(
+        'atto', out_indices=[0, 1, 2, 3], gap_before_final_norm=False,
+        layer_scale_init_value=0.5)
+    upstream.init_weights()
+    ours = BCSSLConvNeXt(
+        'atto', kernel_size=7, dw_norm_cfg=None, out_indices=(0, 1, 2, 3),
+        gap_before_final_norm=False)
+    ours.load_state_dict(upstream.state_dict(), strict=True)
+    upstream.eval(), ours.eval()
+    ours.switch_to_deploy()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        _assert_outputs_equal(ours(x), upstream(x))
 
 
 def test_loads_mmpretrain_convnext_state_dict_with_identical_outputs():
