@@ -295,18 +295,17 @@ def test_refuse_overwrite_then_force(tmp_path):
 
 def _classifier(out_channels=320):
     from mmpretrain.registry import MODELS
-    return MODELS.build(
-        dict(
-            type='ImageClassifier',
-            backbone=dict(
-                type='BCSSLConvNeXt',
-                arch='atto',
-                kernel_size=7,
-                dw_norm_cfg=None),
-            head=dict(
-                type='LinearClsHead',
-                num_classes=1000,
-                in_channels=out_channels))).eval()
+    cfg = dict(
+        type='ImageClassifier',
+        backbone=dict(
+            type='BCSSLConvNeXt', arch='atto', kernel_size=7,
+            dw_norm_cfg=None),
+        head=dict(
+            type='LinearClsHead', num_classes=1000,
+            in_channels=out_channels))
+    # an earlier test may have left another default scope current
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        return MODELS.build(cfg).eval()
 
 
 def test_convnext_official(tmp_path):

@@ -53,7 +53,7 @@ from mmengine.hub import get_config
 from mmengine.logging import MMLogger
 from mmengine.model import revert_sync_batchnorm
 from mmengine.optim import OptimWrapper, build_optim_wrapper
-from mmengine.registry import init_default_scope
+from mmengine.registry import DefaultScope
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from bcssl_mm.analysis.bench import PeakMemory, sync
@@ -156,12 +156,14 @@ def load_config(name: str, cfg_options: Optional[dict] = None) -> Config:
 def build_model(cfg: Config) -> nn.Module:
     """Build ``cfg.model`` (random init, no checkpoint) with BN for SyncBN."""
     from mmdet.registry import MODELS
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
     model_cfg = copy.deepcopy(cfg.model)
     model_cfg.backbone.init_cfg = None
-    model = MODELS.build(model_cfg)
-    with quiet_mmengine():
-        model.init_weights()
+    # scoped, so that callers in the same process keep their default scope
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope',
+                                                      'mmdet')):
+        model = MODELS.build(model_cfg)
+        with quiet_mmengine():
+            model.init_weights()
     return revert_sync_batchnorm(model)
 
 
@@ -176,7 +178,8 @@ def build_optimizer(model: nn.Module, cfg: Config,
         optim_cfg['type'] = 'OptimWrapper'
         for key in ('loss_scale', 'dtype', 'use_fsdp'):
             optim_cfg.pop(key, None)
-    with quiet_mmengine():
+    with DefaultScope.overwrite_default_scope(cfg.get(
+            'default_scope', 'mmdet')), quiet_mmengine():
         return build_optim_wrapper(model, optim_cfg)
 
 
