@@ -115,7 +115,7 @@ def measure(args: argparse.Namespace) -> dict:
         sync(device)
         if i >= args.warmup:
             times.append(time.perf_counter() - start)
-        losses.append(float(log_vars['loss']))
+        losses.append(log_vars['loss'].item())
     if not all(np.isfinite(losses)):
         raise FloatingPointError(f'non-finite DINO loss: {losses}')
     median = statistics.median(times)
@@ -132,6 +132,8 @@ def measure(args: argparse.Namespace) -> dict:
         s_per_iter=median,
         img_per_s=args.batch_size / median,
         spread=(max(times) - min(times)) / median,
+        warmup=args.warmup,
+        repeats=args.repeats,
         peak_mem_mib=memory.peak_bytes() / 2**20,
         memory_method=memory.method,
         student_params_m=sum(
@@ -146,7 +148,8 @@ def format_result(r: dict) -> str:
         f"{r['student_params_m']:.1f}M student parameters",
         f"torch {torch.__version__}, device {r['device']}, threads "
         f"{r['threads']}, amp {r['amp']}, batch {r['batch_size']}, crops "
-        f"{r['crops']}, median of {len(r['losses']) - 0} steps' timed part",
+        f"{r['crops']}, median of {r['repeats']} steps after {r['warmup']} "
+        'warm-up',
         '',
         '| s/iter | img/s | spread | peak memory (MiB) |',
         '|---|---|---|---|',
