@@ -1,5 +1,9 @@
 """Timing and peak-memory helpers shared by the benchmark scripts."""
+import math
 import os.path as osp
+import statistics
+import time
+from typing import Callable, List, Tuple
 
 import torch
 
@@ -55,3 +59,33 @@ def sync(device: torch.device) -> None:
     """Wait for the device's queued work (timing)."""
     if device.type == 'cuda':
         torch.cuda.synchronize(device)
+
+
+def time_train_steps(step: Callable[[], dict], device: torch.device,
+                     warmup: int, repeats: int,
+                     name: str = 'model') -> Tuple[List[float], List[float]]:
+    """Run ``step`` (one training step returning mmengine ``log_vars``)
+    ``warmup + repeats`` times; time the last ``repeats``.
+
+    Returns:
+        (times in seconds of the timed steps, losses of every step). Raises
+        ``FloatingPointError`` naming ``name`` on a non-finite loss.
+    """
+    times, losses = [], []
+    for i in range(warmup + repeats):
+        sync(device)
+        start = time.perf_counter()
+        log_vars = step()
+        sync(device)
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+        losses.append(float(log_vars['loss']))
+    if not all(math.isfinite(loss) for loss in losses):
+        raise FloatingPointError(f'{name}: non-finite loss {losses}')
+    return times, losses
+
+
+def median_and_spread(times: List[float]) -> Tuple[float, float]:
+    """Median and (max - min) / median of step times."""
+    median = statistics.median(times)
+    return median, (max(times) - min(times)) / median

@@ -23,10 +23,7 @@ On one device SyncBN becomes BN (same per-device compute). Without
         [--cfg-options KEY=VALUE ...]
 """
 import argparse
-import statistics
-import time
 
-import numpy as np
 import torch
 from mmengine.config import Config, DictAction
 from mmengine.model import revert_sync_batchnorm
@@ -35,7 +32,8 @@ from mmengine.registry import DefaultScope
 from mmpretrain.registry import MODELS
 
 import bcssl_mm  # noqa: F401
-from bcssl_mm.analysis.bench import PeakMemory, sync
+from bcssl_mm.analysis.bench import (PeakMemory, median_and_spread,
+                                     time_train_steps)
 
 DEFAULT_CONFIG = 'configs/dino/dino_bcssl-t-k9_8xb64-amp-coslr-100e_in1k.py'
 
@@ -106,19 +104,15 @@ def measure(args: argparse.Namespace) -> dict:
         optim_wrapper = build_optim_wrapper(model, ow_cfg)
     views = [v.to(device) for v in synthetic_views(args)]
     data = dict(inputs=views, data_samples=[None] * args.batch_size)
-    times, losses = [], []
-    for i in range(args.warmup + args.repeats):
-        sync(device)
-        start = time.perf_counter()
+
+    def step() -> dict:
         log_vars = model.train_step(data, optim_wrapper)
-        model.update_teacher(0.996)
-        sync(device)
-        if i >= args.warmup:
-            times.append(time.perf_counter() - start)
-        losses.append(log_vars['loss'].item())
-    if not all(np.isfinite(losses)):
-        raise FloatingPointError(f'non-finite DINO loss: {losses}')
-    median = statistics.median(times)
+        model.update_teacher(0.996)  # what DINOHook does after each step
+        return log_vars
+
+    times, losses = time_train_steps(step, device, args.warmup, args.repeats,
+                                     'DINO')
+    median, spread = median_and_spread(times)
     return dict(
         config=args.config,
         backbone=type(model.backbone).__name__,
@@ -131,7 +125,7 @@ def measure(args: argparse.Namespace) -> dict:
         f'{args.local_size}',
         s_per_iter=median,
         img_per_s=args.batch_size / median,
-        spread=(max(times) - min(times)) / median,
+        spread=spread,
         warmup=args.warmup,
         repeats=args.repeats,
         peak_mem_mib=memory.peak_bytes() / 2**20,

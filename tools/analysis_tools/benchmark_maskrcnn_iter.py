@@ -38,10 +38,8 @@ import json
 import logging
 import os
 import os.path as osp
-import statistics
 import subprocess
 import sys
-import time
 from contextlib import contextmanager
 from typing import Dict, Iterator, Optional
 
@@ -56,7 +54,8 @@ from mmengine.optim import OptimWrapper, build_optim_wrapper
 from mmengine.registry import DefaultScope
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from bcssl_mm.analysis.bench import PeakMemory, sync
+from bcssl_mm.analysis.bench import (PeakMemory, median_and_spread,
+                                     time_train_steps)
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 MODEL_CONFIGS = {
@@ -259,27 +258,18 @@ def measure(args: argparse.Namespace, name: str) -> dict:
     batch = synthetic_batch(args.batch_size, args.img_size, args.num_objects,
                             cfg.model.roi_head.bbox_head.num_classes,
                             args.seed)
-    times, losses = [], []
-    for i in range(args.warmup + args.repeats):
-        # the data preprocessor pads the masks in place: a fresh copy each
-        # step, made outside the timed region
-        data = copy.deepcopy(batch)
-        sync(device)
-        start = time.perf_counter()
-        log_vars = model.train_step(data, optim_wrapper)
-        sync(device)
-        if i >= args.warmup:
-            times.append(time.perf_counter() - start)
-        losses.append(float(log_vars['loss']))
-    if not all(np.isfinite(losses)):
-        raise FloatingPointError(f'{name}: non-finite loss {losses}')
-    median = statistics.median(times)
+    # the data preprocessor pads the masks in place: a fresh copy each step
+    # (copying is inside the timed region but negligible next to the step)
+    times, losses = time_train_steps(
+        lambda: model.train_step(copy.deepcopy(batch), optim_wrapper), device,
+        args.warmup, args.repeats, name)
+    median, spread = median_and_spread(times)
     return dict(
         name=name,
         config=MODEL_CONFIGS.get(name, name),
         s_per_iter=median,
         img_per_s=args.batch_size / median,
-        spread=(max(times) - min(times)) / median,
+        spread=spread,
         times=times,
         peak_mem_mib=memory.peak_bytes() / 2**20,
         memory_method=memory.method,

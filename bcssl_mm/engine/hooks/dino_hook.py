@@ -1,7 +1,5 @@
 """DINO's per-iteration schedules and the teacher's EMA update."""
 import math
-from typing import Optional
-
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
@@ -88,9 +86,8 @@ class DINOHook(Hook):
                 'DINOAmpOptimWrapper (last-layer freezing, per-tensor '
                 f'clipping), got {type(runner.optim_wrapper).__name__}')
 
-    def current_momentum(self, runner, it: Optional[int] = None) -> float:
-        return teacher_momentum(runner.iter if it is None else it,
-                                runner.max_iters, self.momentum,
+    def current_momentum(self, runner) -> float:
+        return teacher_momentum(runner.iter, runner.max_iters, self.momentum,
                                 self.end_momentum)
 
     def before_train_iter(self, runner, batch_idx: int,
