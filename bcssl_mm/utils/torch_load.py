@@ -24,7 +24,6 @@ object is never built.
 import argparse
 import os.path as osp
 import pickle
-import zipfile
 from typing import Any, Iterable, List, Optional
 
 import numpy as np
@@ -39,7 +38,7 @@ class CheckpointLoadError(RuntimeError):
 
 def _numpy_globals() -> List[Any]:
     """What pickled numpy arrays, scalars and dtypes reference."""
-    multiarray = getattr(np, '_core', np.core).multiarray
+    multiarray = np.core.multiarray
     dtype_classes = [type(np.dtype(t)) for t in set(np.sctypeDict.values())]
     return [
         multiarray._reconstruct, multiarray.scalar, np.ndarray, np.dtype,
@@ -47,10 +46,29 @@ def _numpy_globals() -> List[Any]:
     ]
 
 
+def _history_buffer_getattr(obj: Any, name: str) -> Any:
+    """Stands in for ``builtins.getattr`` while unpickling.
+
+    A pickled HistoryBuffer holds its statistics methods as
+    ``getattr(HistoryBuffer, 'mean')``; plain ``getattr`` would let a file
+    reach any attribute of anything, so only those lookups are answered.
+    """
+    # the four built-in ones are registered lazily, by the first __init__
+    allowed = {'min', 'max', 'current', 'mean'}
+    if obj is HistoryBuffer and name in allowed.union(
+            HistoryBuffer._statistics_methods):
+        return getattr(obj, name)
+    raise pickle.UnpicklingError(
+        f'getattr({obj!r}, {name!r}) is not allowed in a checkpoint')
+
+
 # The training state mmengine 0.10.7 writes into every checkpoint: the
 # message hub's HistoryBuffers, numpy scalars and arrays (logged values,
 # numpy's RNG state saved by bcssl_mm's RngStateHook).
-MMENGINE_SAFE_GLOBALS: List[Any] = [HistoryBuffer, *_numpy_globals()]
+MMENGINE_SAFE_GLOBALS: List[Any] = [
+    HistoryBuffer, (_history_buffer_getattr, 'builtins.getattr'),
+    *_numpy_globals()
+]
 
 # DINO checkpoints (official and the BC-SSL authors' fork) hold their
 # command-line arguments; a Namespace is rebuilt as a plain attribute dict.
@@ -61,8 +79,11 @@ def _describe_refusal(filename: str, error: Exception) -> str:
     try:
         unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(
             filename)
-    except Exception:  # noqa: BLE001  (not a zip checkpoint)
-        unsafe = []
+    except Exception:  # noqa: BLE001
+        # a legacy (pre-zip) torch file, or not a torch file at all
+        reason = [line for line in str(error).splitlines() if line.strip()]
+        return (f'{filename}: not a torch checkpoint that can be loaded '
+                f'safely ({reason[-2] if len(reason) > 1 else reason[-1]})')
     found = ', '.join(unsafe) if unsafe else str(error).splitlines()[-1]
     return (f'{filename}: refused to load: the checkpoint needs objects '
             f'that are not plain tensors or training state ({found}). '
@@ -106,7 +127,7 @@ def load_from_local(filename: str,
             raise CheckpointLoadError(_describe_refusal(filename, e)) from None
         raise CheckpointLoadError(
             f'{filename}: not a readable checkpoint ({e})') from None
-    except (EOFError, RuntimeError, zipfile.BadZipFile, ValueError) as e:
+    except Exception as e:  # noqa: BLE001  (EOFError, KeyError, ...)
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise CheckpointLoadError(
             f'{filename}: not a torch checkpoint, or truncated '
