@@ -15,7 +15,10 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from bcssl_mm.utils import setup_cpu_distributed
+from bcssl_mm.datasets import AnnotationError, check_config_annotations
+from bcssl_mm.models.utils import CheckpointMismatchError
+from bcssl_mm.utils import CheckpointLoadError, setup_cpu_distributed
+from bcssl_mm.utils.config_check import ConfigError, check_config, load_config
 
 COCO_COLUMNS = ('mAP', 'mAP_50', 'mAP_75', 'mAP_s', 'mAP_m', 'mAP_l')
 
@@ -59,6 +62,27 @@ def resolve_checkpoint(path: str) -> str:
     return path
 
 
+def load_strictly(runner: Runner, checkpoint: str, config: str) -> None:
+    """Load ``checkpoint`` into the runner's model, refusing any mismatch.
+
+    mmengine's test-time ``load_from`` is not strict: a checkpoint of
+    another architecture (a k7 backbone into a k9 config) would be evaluated
+    half-random. The runner then skips its own load (``load_from`` unset).
+
+    Raises:
+        CheckpointMismatchError: Lists the missing, unexpected and
+            mis-shaped keys.
+    """
+    try:
+        runner.load_checkpoint(checkpoint, map_location='cpu', strict=True)
+    except RuntimeError as e:
+        if isinstance(e, CheckpointLoadError):
+            raise
+        raise CheckpointMismatchError(
+            f'{checkpoint} does not match the model of {config}; nothing '
+            f'was evaluated:\n{e}') from None
+
+
 def format_coco_table(metrics: Dict[str, float]) -> str:
     """The COCO bbox / segm AP table of an evaluation's metrics dict."""
     rows = []
@@ -66,8 +90,9 @@ def format_coco_table(metrics: Dict[str, float]) -> str:
         values = [metrics.get(f'coco/{iou_type}_{c}') for c in COCO_COLUMNS]
         if all(v is None for v in values):
             continue
+        # COCOeval reports -1 for "no data" (e.g. no small objects)
         rows.append([iou_type] + [
-            '-' if v is None else f'{100 * v:.1f}' for v in values
+            '-' if v is None or v < 0 else f'{100 * v:.1f}' for v in values
         ])
     if not rows:
         return 'no COCO bbox/segm metrics in the results'
@@ -84,18 +109,12 @@ def format_coco_table(metrics: Dict[str, float]) -> str:
 
 def main(args: argparse.Namespace) -> Dict[str, float]:
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    if not osp.isfile(args.config):
-        raise FileNotFoundError(f'config file {args.config!r} does not exist')
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
-    cfg.load_from = resolve_checkpoint(args.checkpoint)
+    cfg = load_config(args.config, args.cfg_options, args.launcher,
+                      args.work_dir)
+    checkpoint = resolve_checkpoint(args.checkpoint)
+    cfg.load_from = None  # loaded strictly below instead
+    check_config(cfg, args.config)
+    check_config_annotations(cfg, splits=('test', ))
 
     if args.show_dir:
         vis_hook = cfg.default_hooks.get('visualization')
@@ -118,12 +137,17 @@ def main(args: argparse.Namespace) -> Dict[str, float]:
         runner = RUNNERS.build(cfg)
     else:
         runner = Runner.from_cfg(cfg)
+    load_strictly(runner, checkpoint, args.config)
     metrics = runner.test()
     if runner.rank == 0:
-        print(f'\nCOCO results of {cfg.load_from} on {args.config}:')
+        print(f'\nCOCO results of {checkpoint} on {args.config}:')
         print(format_coco_table(metrics), flush=True)
     return metrics
 
 
 if __name__ == '__main__':
-    main(get_args_parser().parse_args())
+    try:
+        main(get_args_parser().parse_args())
+    except (AnnotationError, CheckpointLoadError, CheckpointMismatchError,
+            ConfigError, FileNotFoundError) as e:
+        raise SystemExit(f'error: {e}')

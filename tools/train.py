@@ -14,7 +14,11 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from bcssl_mm.utils import setup_cpu_distributed
+from bcssl_mm.datasets import AnnotationError, check_config_annotations
+from bcssl_mm.models.utils import CheckpointMismatchError
+from bcssl_mm.utils import (CheckpointLoadError, find_resume_checkpoint,
+                            setup_cpu_distributed)
+from bcssl_mm.utils.config_check import ConfigError, check_config, load_config
 
 # optim_wrapper.type -> its mixed-precision counterpart, for --amp
 AMP_WRAPPERS = {
@@ -63,18 +67,8 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 def build_cfg(args: argparse.Namespace) -> Config:
     """The config of ``args.config`` with the command-line overrides."""
-    if not osp.isfile(args.config):
-        raise FileNotFoundError(f'config file {args.config!r} does not exist')
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+    cfg = load_config(args.config, args.cfg_options, args.launcher,
+                      args.work_dir)
 
     if args.amp:
         wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
@@ -95,8 +89,9 @@ def build_cfg(args: argparse.Namespace) -> Config:
         cfg.auto_scale_lr.enable = True
 
     if args.resume == 'auto':
-        cfg.resume = True
-        cfg.load_from = None
+        # mmengine would trust work_dir/last_checkpoint blindly
+        cfg.load_from = find_resume_checkpoint(cfg.work_dir)
+        cfg.resume = cfg.load_from is not None
     elif args.resume is not None:
         cfg.resume = True
         cfg.load_from = args.resume
@@ -106,6 +101,13 @@ def build_cfg(args: argparse.Namespace) -> Config:
 def main(args: argparse.Namespace) -> None:
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     cfg = build_cfg(args)
+    # everything that can fail before training fails here, not after an
+    # epoch of work
+    check_config(cfg, args.config)
+    check_config_annotations(cfg, splits=('train', 'val'))
+    hooks = cfg.setdefault('custom_hooks', [])
+    if not any(h.get('type') == 'LRWarmupCheckHook' for h in hooks):
+        hooks.append(dict(type='LRWarmupCheckHook'))
     setup_cpu_distributed(cfg, args.launcher)
     if 'runner_type' in cfg:
         runner = RUNNERS.build(cfg)
@@ -115,4 +117,8 @@ def main(args: argparse.Namespace) -> None:
 
 
 if __name__ == '__main__':
-    main(get_args_parser().parse_args())
+    try:
+        main(get_args_parser().parse_args())
+    except (AnnotationError, CheckpointLoadError, CheckpointMismatchError,
+            ConfigError, FileNotFoundError) as e:
+        raise SystemExit(f'error: {e}')

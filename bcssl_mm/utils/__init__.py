@@ -1,10 +1,14 @@
 from .dist import setup_cpu_distributed
+from .fileio import AtomicLocalBackend, register_atomic_local_backend
+from .resume import find_resume_checkpoint, is_complete_checkpoint
 from .torch_load import (MMENGINE_SAFE_GLOBALS, NAMESPACE_SAFE_GLOBALS,
                          CheckpointLoadError, load_from_local,
                          register_local_checkpoint_loader)
 
 __all__ = [
-    'CheckpointLoadError', 'MMENGINE_SAFE_GLOBALS', 'NAMESPACE_SAFE_GLOBALS',
-    'load_from_local', 'register_local_checkpoint_loader',
+    'AtomicLocalBackend', 'CheckpointLoadError', 'MMENGINE_SAFE_GLOBALS',
+    'NAMESPACE_SAFE_GLOBALS', 'find_resume_checkpoint',
+    'is_complete_checkpoint', 'load_from_local',
+    'register_atomic_local_backend', 'register_local_checkpoint_loader',
     'setup_cpu_distributed'
 ]

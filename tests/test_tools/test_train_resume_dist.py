@@ -1,12 +1,16 @@
 """End-to-end runs of tools/train.py, tools/test.py and tools/dist_train.sh on
 the demo config with a tiny generated dataset (8 train / 4 val images)."""
+import os
 import os.path as osp
 import shutil
+import signal
+import subprocess
 import sys
 
 import pytest
 import torch
 
+from bcssl_mm.utils import load_from_local
 from conftest import DEMO_CONFIG, demo_cfg_options, run_tool
 
 # 3 epochs of 2 iterations, validation after each epoch (which must not
@@ -28,8 +32,32 @@ def _train(work_dir, data_root, *args):
 
 
 def _weights(path):
-    return torch.load(path, map_location='cpu', weights_only=False)[
-        'state_dict']
+    return load_from_local(str(path), map_location='cpu')['state_dict']
+
+
+KILL_HOOK = '''
+import os, signal
+from mmengine.hooks import Hook
+from mmengine.registry import HOOKS
+
+
+@HOOKS.register_module()
+class KillAtIterHook(Hook):
+    def __init__(self, at_iter):
+        self.at_iter = at_iter
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None):
+        if runner.iter + 1 == self.at_iter:
+            os.kill(os.getpid(), signal.SIGKILL)
+'''
+
+
+def _assert_same_weights(a_path, b_path):
+    a, b = _weights(a_path), _weights(b_path)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
 
 
 def test_resume_equals_uninterrupted_run_and_test_prints_table(
@@ -47,15 +75,41 @@ def test_resume_equals_uninterrupted_run_and_test_prints_table(
     assert 'resumed epoch: 2' in proc.stdout + proc.stderr
     assert 'restored the RNG states' in proc.stdout + proc.stderr
 
-    a = _weights(straight / 'epoch_3.pth')
-    b = _weights(resumed / 'epoch_3.pth')
-    assert a.keys() == b.keys()
-    for k in a:
-        assert torch.equal(a[k], b[k]), k
+    _assert_same_weights(straight / 'epoch_3.pth', resumed / 'epoch_3.pth')
     # and training did move the weights after the resume
+    a = _weights(straight / 'epoch_3.pth')
     c = _weights(straight / 'epoch_2.pth')
     assert not torch.equal(a['backbone.stages.3.1.gamma'],
                            c['backbone.stages.3.1.gamma'])
+
+    # killed (SIGKILL) after the first of epoch 3's two iterations, then
+    # resumed: epoch 3 is redone from epoch_2.pth and ends where the
+    # uninterrupted run ended
+    (tmp_path / 'kill_hook.py').write_text(KILL_HOOK)
+    killing = tmp_path / 'killing.py'
+    killing.write_text(
+        f'_base_ = {DEMO_CONFIG!r}\n'
+        "custom_imports = dict(imports=['mmpretrain.models', 'bcssl_mm', "
+        "'kill_hook'], allow_failed_imports=False)\n"
+        "custom_hooks = [dict(type='RNGStateHook'), "
+        "dict(type='KillAtIterHook', at_iter=5)]\n")
+    killed = tmp_path / 'killed'
+    proc = subprocess.run(
+        [sys.executable, 'tools/train.py', str(killing), '--work-dir',
+         str(killed), '--cfg-options', *SHORT,
+         *demo_cfg_options(shapes_root)],
+        cwd=osp.dirname(osp.dirname(osp.dirname(__file__))),
+        env=dict(os.environ, PYTHONPATH=str(tmp_path)),
+        capture_output=True, text=True, timeout=600)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
+    assert (killed / 'epoch_2.pth').exists()
+    assert not (killed / 'epoch_3.pth').exists()
+    (killed / 'last_checkpoint').write_text('')  # and a damaged pointer
+    proc = _train(killed, shapes_root, '--resume')
+    log = proc.stdout + proc.stderr
+    assert 'resuming from the newest complete checkpoint' in log
+    assert 'resumed epoch: 2' in log
+    _assert_same_weights(straight / 'epoch_3.pth', killed / 'epoch_3.pth')
 
     out = tmp_path / 'preds.pkl'
     proc = run_tool([
@@ -119,7 +173,25 @@ def test_train_stops_on_mismatched_checkpoint(tmp_path, shapes_root):
             *demo_cfg_options(shapes_root)
         ])
     msg = str(e.value)
-    assert 'CheckpointMismatchError' in msg
+    assert 'error: ' in msg and 'Traceback' not in msg
     assert 'stages.0.0.depthwise_conv.weight: checkpoint (40, 1, 7, 7) ' \
         'vs model (40, 1, 9, 9)' in msg
     assert not (work_dir / 'epoch_1.pth').exists()
+
+    # tools/test.py refuses the k7 checkpoint for the k9 config as well
+    # (mmengine's test-time load alone is not strict)
+    full = {f'backbone.{k}': v for k, v in sd.items()}
+    torch.save({'state_dict': full}, tmp_path / 'k7_model.pth')
+    with pytest.raises(AssertionError) as e:
+        run_tool([
+            sys.executable, 'tools/test.py', DEMO_CONFIG,
+            str(tmp_path / 'k7_model.pth'), '--work-dir',
+            str(tmp_path / 'test'), '--cfg-options',
+            *demo_cfg_options(shapes_root)
+        ])
+    msg = str(e.value)
+    assert 'does not match the model of' in msg
+    assert 'size mismatch for backbone.stages.0.0.depthwise_conv.weight' \
+        in msg
+    assert 'missing keys in source state_dict' in msg and 'rpn_head' in msg
+    assert 'COCO results' not in msg

@@ -1,7 +1,8 @@
 from .dino_hook import DINOHook, teacher_momentum, teacher_temperature
+from .lr_warmup_check_hook import LRWarmupCheckHook
 from .rng_state_hook import RNGStateHook, get_rng_state, set_rng_state
 
 __all__ = [
-    'DINOHook', 'RNGStateHook', 'get_rng_state', 'set_rng_state',
+    'DINOHook', 'LRWarmupCheckHook', 'RNGStateHook', 'get_rng_state', 'set_rng_state',
     'teacher_momentum', 'teacher_temperature'
 ]
