@@ -1,5 +1,5 @@
 # DINO pretraining of BC-SSL-T (k9) on ImageNet-1K, 100 epochs: the paper's
-# ablation recipe (§3.2, §4.1; RECIPES.md §2), official DINO's defaults
+# ablation recipe (§3.2, §4.1; docs/recipes.md §2), official DINO's defaults
 # otherwise. 8 GPUs x 64 images, AMP, SyncBN after the depthwise convs.
 #
 # Train:  tools/dist_train.sh configs/dino/dino_bcssl-t-k9_8xb64-amp-coslr-100e_in1k.py 8 \

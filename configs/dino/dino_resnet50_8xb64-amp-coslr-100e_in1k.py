@@ -1,5 +1,5 @@
 # Table 1 baseline: DINO ResNet-50, 100 epochs, official DINO's ResNet-50
-# recipe (README of facebookresearch/dino; RECIPES.md §2): SGD, lr
+# recipe (README of facebookresearch/dino; docs/recipes.md §2): SGD, lr
 # 0.03 * batch / 256, constant weight decay 1e-4, global crops scale
 # (0.14, 1), local crops (0.05, 0.14). Everything else as the BC-SSL config.
 _base_ = './dino_bcssl-t-k9_8xb64-amp-coslr-100e_in1k.py'

@@ -1,5 +1,5 @@
 """Every DINO config parses and builds; the recipe values are the paper's
-(RECIPES.md §2) and the ablations differ from their base only where they
+(docs/recipes.md §2) and the ablations differ from their base only where they
 should."""
 from pathlib import Path
 

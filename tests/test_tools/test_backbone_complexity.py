@@ -34,7 +34,7 @@ def _row(tool, name):
 
 
 def test_rows_cover_every_model_of_tables_3_and_5(tool):
-    # Table 3 (and Table 5's BC-SSL-T k9 / Swin-T), RECIPES.md §5
+    # Table 3 (and Table 5's BC-SSL-T k9 / Swin-T), docs/recipes.md §5
     table3 = {('BC-SSL-T', 9): 29, ('Swin-T', None): 28, ('BC-SSL-S', 9): 50,
               ('Swin-S', None): 49, ('ViT-S/16', None): 21}
     rows = {(r.name, r.kernel_size): r for r in tool.ROWS}

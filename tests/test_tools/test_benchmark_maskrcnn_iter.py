@@ -78,7 +78,7 @@ def test_plain_optimizer_keeps_the_layer_wise_decay(tool):
     optim_wrapper = tool.build_optimizer(model, cfg, amp=False)
     assert type(optim_wrapper).__name__ == 'OptimWrapper'
     assert type(optim_wrapper.optimizer).__name__ == 'AdamW'
-    # lr scale 0.95 ** (8 - layer_id - 1) for layer ids 0..7 (RECIPES §4)
+    # lr scale 0.95 ** (8 - layer_id - 1), layer ids 0..7 (docs/recipes.md §4)
     scales = {
         round(g['lr'] / 1e-4, 6)
         for g in optim_wrapper.optimizer.param_groups

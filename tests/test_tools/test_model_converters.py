@@ -93,7 +93,7 @@ def _dino_checkpoint(student, teacher, backbone_keys=None):
 
 
 def _fork_checkpoint(student, teacher):
-    """A checkpoint in the layout of the authors' DINO fork (RECIPES §1)."""
+    """Checkpoint laid out like the authors' DINO fork (docs/recipes.md §1)."""
     ckpt = dict(
         optimizer={},
         epoch=99,

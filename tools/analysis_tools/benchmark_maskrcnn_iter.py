@@ -81,7 +81,7 @@ def get_args_parser() -> argparse.ArgumentParser:
         nargs='+',
         default=DEFAULT_MODELS,
         help=f'names ({", ".join(MODEL_CONFIGS)}) or mmdet config files')
-    # RECIPES.md §6: ConvNeXt-T Mask R-CNN, 2 x 512 px, ~12 s/step on 2 cores
+    # docs/recipes.md §6: ConvNeXt-T Mask R-CNN, 2x512 px, 2 cores: ~12 s/step
     parser.add_argument('--batch-size', type=int, default=2)
     parser.add_argument('--img-size', type=int, default=512)
     parser.add_argument(

@@ -5,9 +5,9 @@ ConvNeXt-T without BN, Swin-T, Swin-S, ViT-S/16 (DINO's ViT-S = DeiT-S
 shape) and the ResNet-50 baseline, built with mmpretrain (random weights).
 Counts parameters with a 1000-class linear head and FLOPs as multiply-adds of
 one 224x224 image (mmengine's FlopAnalyzer), the convention of the paper
-(RECIPES.md §1), and prints them beside
+(docs/recipes.md §1), and prints them beside
 
-* ``paper``: the values the paper prints (RECIPES.md §1 and §5, Table 3);
+* ``paper``: the values the paper prints (docs/recipes.md §1 and §5, Table 3);
 * ``reference``: published counts of the reference models from their model
   cards (torchvision's weight tables; timm's ``deit_small_patch16_224``),
   named per row; the paper prints no FLOPs for them.
@@ -25,7 +25,7 @@ from typing import List, NamedTuple, Optional
 
 from bcssl_mm.analysis.zoo import ModelSpec, build_classifier, count_macs
 
-# match tolerances: the paper rounds loosely (RECIPES.md §1); the model cards
+# match tolerances: the paper rounds loosely (docs/recipes.md §1); model cards
 # print 0.1 M and 0.01 G (timm 0.1 G), and counters differ in what they
 # count for norms and attention by a few hundredths of a G
 PAPER_PARAMS_TOL_M, PAPER_GFLOPS_TOL = 1.0, 0.06
@@ -56,7 +56,7 @@ class Row(NamedTuple):
 
 
 TV = 'torchvision card'
-# paper: RECIPES.md §1 (Tables 1, 2, 5) and §5 (Table 3)
+# paper: docs/recipes.md §1 (Tables 1, 2, 5) and §5 (Table 3)
 ROWS = [
     Row('ConvNeXt-T (no BN)', 'tiny', 3, False, 28, None),
     Row('ConvNeXt-T (no BN)', 'tiny', 5, False, 28, None),
@@ -154,7 +154,7 @@ def main(args: argparse.Namespace) -> List[dict]:
     results = [count(row, args.shape, not args.no_flops) for row in ROWS]
     print(f'Parameters with a 1000-class head (and of the backbone alone); '
           f'FLOPs = multiply-adds at {args.shape}x{args.shape}, attention '
-          'included. paper: RECIPES.md §1, §5 (match: params within '
+          'included. paper: docs/recipes.md §1, §5 (match: params within '
           f'{PAPER_PARAMS_TOL_M:g}M, FLOPs within {PAPER_GFLOPS_TOL:g}G); '
           'reference: published model cards (ref match: params within '
           f'{REF_PARAMS_TOL_M:g}M, FLOPs within {REF_GFLOPS_TOL:g}G).')

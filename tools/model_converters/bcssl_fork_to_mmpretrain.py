@@ -1,13 +1,13 @@
 """Convert a checkpoint of the authors' DINO fork to a BCSSLConvNeXt one.
 
-Input (RECIPES.md §1): ``{'student', 'teacher', 'optimizer', 'epoch', 'args',
+Input: ``{'student', 'teacher', 'optimizer', 'epoch', 'args',
 'dino_loss', 'fp16_scaler'}``, each of ``student`` / ``teacher`` holding
 ``module.backbone.*`` and ``module.head.*`` (the DINO projection head). The
 backbone uses official ConvNeXt names, except that a block's depthwise conv
 and its BatchNorm are ``large_kernel.lkb_origin.{conv,bn}``. A bare backbone
 state dict of the fork (keys ``downsample_layers.*``, ``stages.*``, ``norm.*``,
 optionally under ``module.`` / ``backbone.``) is accepted too; ``--part`` is
-then ignored.
+then ignored. Layout: docs/recipes.md §1.
 
 Mapping (``stages.i.j.`` prefixes kept):
 

@@ -34,7 +34,7 @@ class DINOHook(Hook):
     frozen (its gradients are dropped). After the step: updates the teacher
     with the momentum of that iteration. All values are functions of the
     runner's epoch and iteration, so a resumed run continues the schedules
-    exactly. Paper: https://arxiv.org/abs/2104.14294; values of RECIPES.md §2.
+    exactly. Paper: https://arxiv.org/abs/2104.14294; docs/recipes.md §2.
 
     Needs a :class:`DINO` model, an epoch-based loop and a
     ``DINOOptimWrapper`` / ``DINOAmpOptimWrapper``.

@@ -2,7 +2,7 @@
 
 Paper: "Emerging Properties in Self-Supervised Vision Transformers"
 (https://arxiv.org/abs/2104.14294); recipe of the BC-SSL paper
-(https://arxiv.org/abs/2312.05695) in RECIPES.md §2.
+(https://arxiv.org/abs/2312.05695) in docs/recipes.md §2.
 
 The training step is split between three registered pieces, so that it works
 unchanged with and without DDP and with AMP:

@@ -1,7 +1,7 @@
 """DINO's self-distillation loss with its centering state.
 
 Paper: "Emerging Properties in Self-Supervised Vision Transformers"
-(https://arxiv.org/abs/2104.14294), Algorithm 1; recipe of RECIPES.md §2.
+(https://arxiv.org/abs/2104.14294), Algorithm 1; recipe of docs/recipes.md §2.
 """
 from typing import Sequence
 

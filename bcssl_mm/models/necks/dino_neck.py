@@ -66,7 +66,7 @@ class DINONeck(BaseModule):
         with_bn (bool): BatchNorm1d after hidden layers (DINO's ``use_bn``).
             Defaults to False.
         norm_last_layer (bool): Fix the prototypes' norm to 1. The paper sets
-            it to False "for stability" (RECIPES.md §2). Defaults to False.
+            it to False "for stability", docs/recipes.md §2. Defaults to False.
         init_cfg (dict, optional): Defaults to truncated normal (std 0.02,
             bias 0) on the MLP's linear layers, as in official DINO.
     """

@@ -235,7 +235,7 @@ def test_parameter_names_follow_mmpretrain():
         assert name in names
 
 
-# Parameter counts with a 1000-class linear head, RECIPES.md §1 (within 1M)
+# Parameter counts with a 1000-class head, docs/recipes.md §1 (within 1M)
 @pytest.mark.parametrize('arch, kernel_size, params_m', [
     ('tiny', 3, 28), ('tiny', 5, 28), ('tiny', 7, 29), ('tiny', 9, 29),
     ('tiny', 15, 30), ('small', 9, 50)
@@ -247,7 +247,7 @@ def test_parameter_counts_match_paper(arch, kernel_size, params_m):
 
 
 def _reference_layer_id(name: str, num_layers: int = 6) -> int:
-    """Layer ids of RECIPES.md §4, written out independently of mmdet."""
+    """Layer ids of docs/recipes.md §4, written out independently of mmdet."""
     if not name.startswith('backbone.'):
         return num_layers + 1
     parts = name.split('.')
