@@ -9,7 +9,7 @@
 # temperature 0.04 throughout with 256 prototypes (with 0.07 and 4096 the
 # outputs collapsed to uniform: the loss went to ln 4096 and stayed there).
 # `make demo` then fine-tunes Mask R-CNN from its teacher
-# (configs/maskrcnn_bcssl-atto-k9_shapes_demo_dino-init.py).
+# (configs/dino/benchmarks/mask-rcnn_bcssl-atto-k9_fpn_1xb4-8e_shapes.py).
 _base_ = './dino_bcssl-t-k9_8xb64-amp-coslr-100e_in1k.py'
 
 data_root = 'data/shapes/'

@@ -6,7 +6,8 @@
 #             --cfg-options train_dataloader.dataset.data_root=/data/imagenet/
 # Hand-off: python tools/model_converters/extract_dino_backbone.py \
 #             work_dirs/<this config>/epoch_100.pth checkpoints/bcssl-t_dino_teacher.pth
-# then configs/maskrcnn_bcssl_t_3x.py loads it.
+# then configs/dino/benchmarks/mask-rcnn_bcssl-t-k9_fpn_amp-ms-crop-3x_coco.py
+# loads it.
 _base_ = 'mmpretrain::_base_/default_runtime.py'
 
 custom_imports = dict(imports=['bcssl_mm'], allow_failed_imports=False)
