@@ -38,8 +38,8 @@ OLD_TO_NEW = {
 
 def test_every_old_path_is_mapped():
     assert {p.name for p in CONFIGS.glob('*.py')} == set(OLD_TO_NEW)
-    assert {p.name for p in BENCHMARKS.glob('*.py')} == set(
-        OLD_TO_NEW.values())
+    assert {p.name
+            for p in BENCHMARKS.glob('*.py')} == set(OLD_TO_NEW.values())
 
 
 @pytest.mark.parametrize('old', sorted(OLD_TO_NEW))
@@ -67,8 +67,11 @@ def test_dino_demo_composes_fp32_shapes_bases():
     # the GPU recipe is the same schedule with AMP switched on
     t100 = Config.fromfile(str(T100))
     assert t100.optim_wrapper.type == 'DINOAmpOptimWrapper'
-    amp = {k: v for k, v in t100.optim_wrapper.items()
-           if k not in ('type', 'loss_scale')}
+    amp = {
+        k: v
+        for k, v in t100.optim_wrapper.items()
+        if k not in ('type', 'loss_scale')
+    }
     fp32 = {k: v for k, v in cfg.optim_wrapper.items() if k != 'type'}
     # the demo's one change to the optimizer: its lr
     lr = t100.optim_wrapper.optimizer.lr
@@ -77,8 +80,8 @@ def test_dino_demo_composes_fp32_shapes_bases():
 
 
 def test_maskrcnn_demos_differ_only_in_the_init():
-    dino_init, scratch = (Config.fromfile(str(p)).to_dict()
-                          for p in MASKRCNN_DEMOS)
+    dino_init, scratch = (
+        Config.fromfile(str(p)).to_dict() for p in MASKRCNN_DEMOS)
     assert dino_init['model']['backbone']['init_cfg'] == dict(
         type='Pretrained',
         checkpoint='work_dirs/dino_bcssl-atto-k9_1xb32-coslr-10e_shapes/'
