@@ -8,11 +8,11 @@ PY := $(VENV)/bin/python
 DINO_CONFIG := configs/dino/dino_bcssl-atto-k9_1xb32-coslr-10e_shapes.py
 DINO_WORK_DIR := work_dirs/dino_bcssl-atto-k9_1xb32-coslr-10e_shapes
 TEACHER := $(DINO_WORK_DIR)/teacher.pth
-DEMO_CONFIG := configs/maskrcnn_bcssl-atto-k9_shapes_demo_dino-init.py
-DEMO_WORK_DIR := work_dirs/maskrcnn_bcssl-atto-k9_shapes_demo_dino-init
+DEMO_CONFIG := configs/dino/benchmarks/mask-rcnn_bcssl-atto-k9_fpn_1xb4-8e_shapes.py
+DEMO_WORK_DIR := work_dirs/mask-rcnn_bcssl-atto-k9_fpn_1xb4-8e_shapes
 # the baseline of the README's comparison: same Mask R-CNN, random init
-RANDOM_CONFIG := configs/maskrcnn_bcssl-atto-k9_shapes_demo.py
-RANDOM_WORK_DIR := work_dirs/maskrcnn_bcssl-atto-k9_shapes_demo
+RANDOM_CONFIG := configs/dino/benchmarks/mask-rcnn_bcssl-atto-k9-scratch_fpn_1xb4-8e_shapes.py
+RANDOM_WORK_DIR := work_dirs/mask-rcnn_bcssl-atto-k9-scratch_fpn_1xb4-8e_shapes
 
 .PHONY: env data demo demo-random-init test clean-demo
 

@@ -1,6 +1,4 @@
-# Table 4 kernel ablation: BC-SSL-T with 3x3 depthwise kernels (100-epoch
-# DINO). Everything else is the k9 config; pass the k3 teacher checkpoint
-# with --cfg-options model.backbone.init_cfg.checkpoint=...
-_base_ = './maskrcnn_bcssl_t_3x.py'
-
-model = dict(backbone=dict(kernel_size=3))
+# The old path of the config below, kept so that commands and configs
+# written for it keep working.
+_base_ = ('./dino/benchmarks/'
+          'mask-rcnn_bcssl-t-k3_fpn_amp-ms-crop-3x_coco.py')

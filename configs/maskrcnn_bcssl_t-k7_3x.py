@@ -1,6 +1,4 @@
-# Table 4 kernel ablation: BC-SSL-T with 7x7 depthwise kernels (100-epoch
-# DINO). Everything else is the k9 config; pass the k7 teacher checkpoint
-# with --cfg-options model.backbone.init_cfg.checkpoint=...
-_base_ = './maskrcnn_bcssl_t_3x.py'
-
-model = dict(backbone=dict(kernel_size=7))
+# The old path of the config below, kept so that commands and configs
+# written for it keep working.
+_base_ = ('./dino/benchmarks/'
+          'mask-rcnn_bcssl-t-k7_fpn_amp-ms-crop-3x_coco.py')

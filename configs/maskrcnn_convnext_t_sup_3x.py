@@ -1,13 +1,4 @@
-# Table 4 baseline "300-ep supervised ConvNeXt-T (k7)": the same Mask R-CNN 3x
-# recipe with plain ConvNeXt-T (no BN after the depthwise conv, 7x7 kernels),
-# initialised from mmpretrain's ImageNet-1k supervised checkpoint, which
-# BCSSLConvNeXt(kernel_size=7, dw_norm_cfg=None) loads strictly.
-_base_ = './maskrcnn_bcssl_t_3x.py'
-
-pretrained = 'https://download.openmmlab.com/mmclassification/v0/convnext/downstream/convnext-tiny_3rdparty_32xb128-noema_in1k_20220301-795e9634.pth'  # noqa
-
-model = dict(
-    backbone=dict(
-        kernel_size=7,
-        dw_norm_cfg=None,
-        init_cfg=dict(checkpoint=pretrained)))
+# The old path of the config below, kept so that commands and configs
+# written for it keep working.
+_base_ = ('./dino/benchmarks/'
+          'mask-rcnn_convnext-t-k7-in1k-pre_fpn_amp-ms-crop-3x_coco.py')

@@ -12,7 +12,9 @@ import torch.nn as nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 ROOT = Path(__file__).resolve().parents[1]
-DEMO_CONFIG = str(ROOT / 'configs' / 'maskrcnn_bcssl-atto-k9_shapes_demo.py')
+# the demo Mask R-CNN from random init (the DINO-init one needs a teacher)
+DEMO_CONFIG = str(ROOT / 'configs' / 'dino' / 'benchmarks' /
+                  'mask-rcnn_bcssl-atto-k9-scratch_fpn_1xb4-8e_shapes.py')
 
 
 def load_tool(relpath: str):

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Usage: tools/dist_train.sh CONFIG NPROC [train.py args...]
-# e.g.   tools/dist_train.sh configs/maskrcnn_bcssl_t_3x.py 8 --resume
+# e.g.   tools/dist_train.sh \
+#            configs/dino/benchmarks/mask-rcnn_bcssl-t-k9_fpn_amp-ms-crop-3x_coco.py \
+#            8 --resume
 set -euo pipefail
 if [[ $# -lt 2 ]]; then
   echo "usage: $0 CONFIG NPROC [train.py args...]" >&2

@@ -1,41 +1,21 @@
 # Demo: DINO pretraining of a tiny BC-SSL ('atto' widths 40-320, k9, BN) on
 # the 200 generated shapes images (tools/data/make_shapes_coco.py; labels
-# unused), on CPU in a few minutes. It inherits the BC-SSL-T recipe and
-# scales it down: smaller crops (global 96 px, local 48 px, 4 local crops),
-# a smaller projection head, 10 epochs (60 iterations) with 1 warm-up epoch,
-# fp32, one process. For so short a run on 200 images three values differ
-# from the recipe: lr 5e-4 (4x the scaled rule), teacher momentum 0.99 (with
-# 0.996 the teacher would stay close to its initialisation) and teacher
+# unused), on CPU in a few minutes. It composes the BC-SSL-T recipe's bases
+# and scales them down: smaller crops (global 96 px, local 48 px, 4 local
+# crops), a smaller projection head, 10 epochs (60 iterations) with 1 warm-up
+# epoch, fp32, one process. For so short a run on 200 images three values
+# differ from the recipe: lr 5e-4 (4x the scaled rule), teacher momentum 0.99
+# (with 0.996 the teacher would stay close to its initialisation) and teacher
 # temperature 0.04 throughout with 256 prototypes (with 0.07 and 4096 the
 # outputs collapsed to uniform: the loss went to ln 4096 and stayed there).
 # `make demo` then fine-tunes Mask R-CNN from its teacher
-# (configs/maskrcnn_bcssl-atto-k9_shapes_demo_dino-init.py).
-_base_ = './dino_bcssl-t-k9_8xb64-amp-coslr-100e_in1k.py'
-
-data_root = 'data/shapes/'
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(
-        type='DINOMultiCrop',
-        global_crop_size=96,
-        local_crop_size=48,
-        global_crops_scale=(0.4, 1.),
-        local_crops_scale=(0.05, 0.4),
-        num_local_crops=4),
-    dict(type='PackInputs')
+# (configs/dino/benchmarks/mask-rcnn_bcssl-atto-k9_fpn_1xb4-8e_shapes.py).
+_base_ = [
+    '../_base_/models/dino_bcssl-t-k9.py',
+    '../_base_/datasets/shapes_bs32_dino.py',
+    '../_base_/schedules/dino_adamw_coslr_100e.py',
+    '../_base_/default_runtime.py',
 ]
-# num_workers=0: main-process loading keeps resume exact (RNGStateHook)
-train_dataloader = dict(
-    batch_size=32,
-    num_workers=0,
-    persistent_workers=False,
-    dataset=dict(
-        _delete_=True,
-        type='CustomDataset',
-        data_root=data_root,
-        data_prefix='train/',
-        with_label=False,
-        pipeline=train_pipeline))
 
 out_dim = 256
 model = dict(
@@ -47,16 +27,7 @@ model = dict(
         bottleneck_channels=128),
     head=dict(loss=dict(out_dim=out_dim)))
 
-optim_wrapper = dict(
-    _delete_=True,
-    type='DINOOptimWrapper',
-    optimizer=dict(
-        type='AdamW', lr=5e-4, betas=(0.9, 0.999),
-        weight_decay=0.04),
-    clip_grad=dict(type='per_tensor', max_norm=3.0),
-    constructor='DINOOptimWrapperConstructor',  # the student's parameters
-    paramwise_cfg=dict(
-        norm_decay_mult=0., bias_decay_mult=0., flat_decay_mult=0.))
+optim_wrapper = dict(optimizer=dict(lr=5e-4))
 
 max_epochs = 10
 warmup_epochs = 1

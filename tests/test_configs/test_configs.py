@@ -8,8 +8,9 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
 ROOT = Path(__file__).resolve().parents[2]
-CONFIGS = sorted((ROOT / 'configs').glob('*.py'))
-T_CONFIG = ROOT / 'configs' / 'maskrcnn_bcssl_t_3x.py'
+BENCHMARKS = ROOT / 'configs' / 'dino' / 'benchmarks'
+CONFIGS = sorted(BENCHMARKS.glob('mask-rcnn_*.py'))
+T_CONFIG = BENCHMARKS / 'mask-rcnn_bcssl-t-k9_fpn_amp-ms-crop-3x_coco.py'
 
 
 @pytest.fixture(scope='module', autouse=True)
@@ -20,7 +21,7 @@ def mmdet_scope():
 
 
 def test_configs_found():
-    assert len(CONFIGS) >= 7
+    assert len(CONFIGS) >= 8
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=lambda p: p.name)
@@ -76,7 +77,7 @@ def _without(cfg: Config, *keys) -> dict:
 def test_kernel_ablations_change_only_the_kernel(k):
     t = Config.fromfile(str(T_CONFIG))
     ablation = Config.fromfile(
-        str(ROOT / 'configs' / f'maskrcnn_bcssl_t-k{k}_3x.py'))
+        str(BENCHMARKS / f'mask-rcnn_bcssl-t-k{k}_fpn_amp-ms-crop-3x_coco.py'))
     assert ablation.model.backbone.kernel_size == k
     assert _without(ablation, 'model.backbone.kernel_size') == _without(
         t, 'model.backbone.kernel_size')
@@ -84,14 +85,16 @@ def test_kernel_ablations_change_only_the_kernel(k):
 
 def test_supervised_baseline_is_plain_convnext_k7():
     cfg = Config.fromfile(
-        str(ROOT / 'configs' / 'maskrcnn_convnext_t_sup_3x.py'))
+        str(BENCHMARKS /
+            'mask-rcnn_convnext-t-k7-in1k-pre_fpn_amp-ms-crop-3x_coco.py'))
     assert cfg.model.backbone.kernel_size == 7
     assert cfg.model.backbone.dw_norm_cfg is None
     assert cfg.model.backbone.init_cfg.checkpoint.startswith('https://')
 
 
 def test_s_config():
-    cfg = Config.fromfile(str(ROOT / 'configs' / 'maskrcnn_bcssl_s_3x.py'))
+    cfg = Config.fromfile(
+        str(BENCHMARKS / 'mask-rcnn_bcssl-s-k9_fpn_amp-ms-crop-3x_coco.py'))
     assert cfg.model.backbone.arch == 'small'
     assert cfg.model.backbone.drop_path_rate == 0.6
     assert cfg.optim_wrapper.optimizer.lr == 2e-4

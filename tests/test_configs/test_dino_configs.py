@@ -145,3 +145,11 @@ def test_resnet50_is_dinos_rn50_recipe():
     crop = cfg.train_dataloader.dataset.pipeline[1]
     assert tuple(crop.global_crops_scale) == (0.14, 1.)
     assert tuple(crop.local_crops_scale) == (0.05, 0.14)
+    # main_dino.py's defaults, which the README command leaves alone:
+    # teacher temperature 0.04 without warm-up, norm_last_layer=True, and
+    # torchvision's resnet50() (no zero-initialised residual BN)
+    hook = [h for h in cfg.custom_hooks if h.type == 'DINOHook'][0]
+    assert (hook.warmup_teacher_temp, hook.teacher_temp,
+            hook.warmup_teacher_temp_epochs) == (0.04, 0.04, 0)
+    assert cfg.model.neck.norm_last_layer is True
+    assert cfg.model.backbone.zero_init_residual is False

@@ -2,7 +2,8 @@
 
 Times full training steps (``model.train_step``: data preprocessing,
 forward, losses, backward, optimizer step) of the paper's Mask R-CNN 3x
-recipe with the BC-SSL-T (k9) backbone, ``configs/maskrcnn_bcssl_t_3x.py``,
+recipe with the BC-SSL-T (k9) backbone,
+``configs/dino/benchmarks/mask-rcnn_bcssl-t-k9_fpn_amp-ms-crop-3x_coco.py``,
 against mmdet's stock ConvNeXt-T config
 (``mmdet::convnext/mask-rcnn_convnext-t-p4-w7_fpn_amp-ms-crop-3x_coco.py``),
 on the same synthetic batch: ``--batch-size`` random images of
@@ -60,14 +61,16 @@ from bcssl_mm.analysis.bench import (PeakMemory, median_and_spread,
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 MODEL_CONFIGS = {
     # the paper's Table 4 model
-    'bcssl-t-k9': osp.join(ROOT, 'configs', 'maskrcnn_bcssl_t_3x.py'),
+    'bcssl-t-k9': osp.join(ROOT, 'configs', 'dino', 'benchmarks',
+                           'mask-rcnn_bcssl-t-k9_fpn_amp-ms-crop-3x_coco.py'),
     # mmdet's supervised ConvNeXt-T recipe, mmpretrain's ConvNeXt backbone
     'convnext-t':
     'mmdet::convnext/mask-rcnn_convnext-t-p4-w7_fpn_amp-ms-crop-3x_coco.py',
     # the same ConvNeXt-T through BCSSLConvNeXt (k7, no BN): separates the
     # implementation from the architecture
-    'convnext-t-ours': osp.join(ROOT, 'configs',
-                                'maskrcnn_convnext_t_sup_3x.py'),
+    'convnext-t-ours': osp.join(
+        ROOT, 'configs', 'dino', 'benchmarks',
+        'mask-rcnn_convnext-t-k7-in1k-pre_fpn_amp-ms-crop-3x_coco.py'),
 }
 DEFAULT_MODELS = ['bcssl-t-k9', 'convnext-t']
 BASELINE = 'convnext-t'
