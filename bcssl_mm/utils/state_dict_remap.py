@@ -17,8 +17,10 @@ end of ``bcssl_mm/models/backbones/bcssl_convnext.py``. Here:
   load into the model the tensors describe) and only then renames it into
   place with ``os.replace``, so that no half-written or unverified file ever
   carries the output's name;
-- :func:`run_cli` ends a converter's user errors (a bad file, a bad path, an
-  unknown layout) with one ``error: ...`` line instead of a traceback.
+- :func:`converter_args_parser` gives converters one command line
+  (``src dst [--force]``) and :func:`run_cli` ends their user errors (a bad
+  file, a bad path, an unknown layout) with one ``error: ...`` line instead
+  of a traceback.
 
 This module imports nothing of ``bcssl_mm`` but :mod:`.torch_load` (which
 imports only torch, numpy and mmengine), so that every model file can import
@@ -257,6 +259,23 @@ def save_checkpoint(state_dict: StateDict,
         if osp.exists(tmp):
             os.remove(tmp)
     print(f'saved {len(state_dict)} tensors to {filename}')
+
+
+def converter_args_parser(doc: str, src_help: str,
+                          dst_help: str) -> argparse.ArgumentParser:
+    """A parser with a converter's ``src``, ``dst`` and ``--force``.
+
+    Args:
+        doc (str): The script's docstring; its first line describes it.
+        src_help (str): Help of the input checkpoint.
+        dst_help (str): Help of the output checkpoint.
+    """
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument('src', help=src_help)
+    parser.add_argument('dst', help=dst_help)
+    parser.add_argument(
+        '--force', action='store_true', help='overwrite an existing output')
+    return parser
 
 
 # what a converter's user can get wrong: the input file, the output path,

@@ -41,23 +41,21 @@ from bcssl_mm.models.backbones.bcssl_convnext import (
     bcssl_fork_rules, save_bcssl_convnext_checkpoint)
 from bcssl_mm.models.utils import extract_state_dict
 from bcssl_mm.utils.state_dict_remap import (ConversionError, check_output,
-                                             first_keys, load_source, remap,
-                                             run_cli)
+                                             converter_args_parser, first_keys,
+                                             load_source, remap, run_cli)
 
 PARTS = ('teacher', 'student')
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('src', help="checkpoint of the authors' DINO fork")
-    parser.add_argument('dst', help='output backbone checkpoint')
+    parser = converter_args_parser(__doc__,
+                                   "checkpoint of the authors' DINO fork",
+                                   'output backbone checkpoint')
     parser.add_argument(
         '--part',
         choices=PARTS,
         default='teacher',
         help='which backbone to convert (default: teacher)')
-    parser.add_argument(
-        '--force', action='store_true', help='overwrite an existing output')
     return parser
 
 

@@ -37,16 +37,14 @@ from bcssl_mm.models.backbones.bcssl_convnext import (
     save_bcssl_convnext_checkpoint)
 from bcssl_mm.models.utils import extract_state_dict
 from bcssl_mm.utils.state_dict_remap import (ConversionError, check_output,
+                                             converter_args_parser,
                                              load_source, remap, run_cli)
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('src', help='official or timm ConvNeXt checkpoint')
-    parser.add_argument('dst', help='output checkpoint')
-    parser.add_argument(
-        '--force', action='store_true', help='overwrite an existing output')
-    return parser
+    return converter_args_parser(__doc__,
+                                 'official or timm ConvNeXt checkpoint',
+                                 'output checkpoint')
 
 
 def main(args: argparse.Namespace) -> None:

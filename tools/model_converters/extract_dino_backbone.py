@@ -36,7 +36,8 @@ from bcssl_mm.models.backbones.bcssl_convnext import (
     infer_bcssl_convnext_cfg, save_bcssl_convnext_checkpoint)
 from bcssl_mm.models.utils import extract_state_dict
 from bcssl_mm.utils.state_dict_remap import (ConversionError, Rule,
-                                             check_output, first_keys,
+                                             check_output,
+                                             converter_args_parser, first_keys,
                                              load_source, remap, run_cli,
                                              save_checkpoint)
 
@@ -47,16 +48,13 @@ META_KEYS = ('epoch', 'iter', 'experiment_name')
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('src', help='DINO checkpoint (mmengine)')
-    parser.add_argument('dst', help='output backbone checkpoint')
+    parser = converter_args_parser(__doc__, 'DINO checkpoint (mmengine)',
+                                   'output backbone checkpoint')
     parser.add_argument(
         '--part',
         choices=sorted(PREFIXES),
         default='teacher',
         help='which backbone to extract (default: teacher)')
-    parser.add_argument(
-        '--force', action='store_true', help='overwrite an existing output')
     return parser
 
 
