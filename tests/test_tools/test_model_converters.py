@@ -2,6 +2,7 @@ import contextlib
 import io
 import os
 import re
+import runpy
 import sys
 from argparse import Namespace
 
@@ -13,9 +14,10 @@ from mmengine.registry import DefaultScope
 
 from bcssl_mm.models import BCSSLConvNeXt
 from bcssl_mm.models.utils import load_backbone_checkpoint
-from bcssl_mm.models.utils.convert import ConversionError
+from bcssl_mm.utils import CheckpointLoadError
+from bcssl_mm.utils.state_dict_remap import ConversionError
 
-from conftest import DEMO_CONFIG, load_tool, randomize_bn, run_tool
+from conftest import DEMO_CONFIG, ROOT, load_tool, randomize_bn, run_tool
 
 # mmengine's logger (used by the strict loader) writes to the sys.stdout of
 # when it was created: create it now, not inside a test that redirects stdout
@@ -24,6 +26,10 @@ MMLogger.get_current_instance()
 extract = load_tool('model_converters/extract_dino_backbone.py')
 fork = load_tool('model_converters/bcssl_fork_to_mmpretrain.py')
 convnext = load_tool('model_converters/convnext_to_bcssl.py')
+CONVERTERS = dict(
+    extract_dino_backbone=extract,
+    bcssl_fork_to_mmpretrain=fork,
+    convnext_to_bcssl=convnext)
 
 
 def _random_backbone(kernel_size=9, bn=True, seed=0, **kwargs):
@@ -383,3 +389,125 @@ def test_convnext_errors(tmp_path):
     with pytest.raises(ConversionError, match=r'stages\.0\.0\.grn\.gamma'):
         _convert(convnext, src, dst)
     assert not dst.exists()
+
+
+class _CreatesFile:
+    """Unpickling it creates ``path``: a checkpoint that runs code."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return open, (self.path, 'w')
+
+
+@pytest.fixture
+def malicious_checkpoint(tmp_path):
+    """A checkpoint whose unpickling creates a marker file; and the marker."""
+    marker = tmp_path / 'marker'
+    src = tmp_path / 'evil.pth'
+    model = _random_backbone()
+    torch.save(
+        dict(
+            _dino_checkpoint(model, model), payload=_CreatesFile(str(marker))),
+        src)
+    # the payload works: a full unpickle does create the marker
+    torch.load(src, weights_only=False)
+    assert marker.exists()
+    marker.unlink()
+    return src, marker
+
+
+@pytest.mark.parametrize('name', sorted(CONVERTERS))
+def test_converters_refuse_malicious_checkpoint(tmp_path, malicious_checkpoint,
+                                                name):
+    src, marker = malicious_checkpoint
+    dst = tmp_path / 'out.pth'
+    with pytest.raises(CheckpointLoadError) as e:
+        _convert(CONVERTERS[name], src, dst)
+    assert str(e.value).startswith(f'{src}: refused to load')
+    assert 'io.open' in str(e.value)  # what the payload calls
+    assert not marker.exists() and not dst.exists()
+
+
+@pytest.mark.parametrize('name', sorted(CONVERTERS))
+def test_converters_name_bad_source_files(tmp_path, name):
+    dst = tmp_path / 'out.pth'
+    empty, text = tmp_path / 'empty.pth', tmp_path / 'notes.pth'
+    empty.write_bytes(b'')
+    text.write_text('not a checkpoint\n')
+    truncated = tmp_path / 'truncated.pth'  # e.g. an interrupted download
+    torch.save(dict(w=torch.randn(1000)), truncated)
+    truncated.write_bytes(truncated.read_bytes()[:2000])
+    with pytest.raises(
+            CheckpointLoadError,
+            match=re.escape(
+                f'{empty}: empty file (0 bytes), not a checkpoint')):
+        _convert(CONVERTERS[name], empty, dst)
+    with pytest.raises(
+            CheckpointLoadError,
+            match=re.escape(
+                f'{truncated}: not a torch checkpoint, or truncated')):
+        _convert(CONVERTERS[name], truncated, dst)
+    with pytest.raises(CheckpointLoadError) as e:
+        _convert(CONVERTERS[name], text, dst)
+    assert str(e.value).startswith(f'{text}: ')
+    with pytest.raises(
+            FileNotFoundError,
+            match=re.escape(repr(str(tmp_path / 'missing.pth')))):
+        _convert(CONVERTERS[name], tmp_path / 'missing.pth', dst)
+    assert not dst.exists()
+
+
+def test_converters_output_paths(tmp_path):
+    student, teacher = _random_backbone(seed=0), _random_backbone(seed=1)
+    src = tmp_path / 'dino.pth'
+    torch.save(_dino_checkpoint(student, teacher), src)
+
+    # missing folders are created, as for `checkpoints/x.pth`
+    dst = tmp_path / 'checkpoints' / 'sub' / 'teacher.pth'
+    _convert(extract, src, dst)
+    assert torch.equal(
+        _load(dst)['state_dict']['backbone.stages.0.0.depthwise_conv.weight'],
+        teacher.stages[0][0].depthwise_conv.weight)
+
+    # a file where a folder should be: named, before the source is read
+    a_file = tmp_path / 'notes.txt'
+    a_file.write_text('x')
+    with pytest.raises(NotADirectoryError) as e:
+        _convert(extract, tmp_path / 'missing.pth', a_file / 'out.pth')
+    assert str(e.value) == (f'cannot write {a_file}/out.pth: {a_file} is a '
+                            'file, not a folder')
+    with pytest.raises(IsADirectoryError, match=re.escape(str(tmp_path))):
+        _convert(extract, src, tmp_path, '--force')
+    assert a_file.read_text() == 'x'
+
+
+@pytest.mark.parametrize('name,bad_input', [
+    ('convnext_to_bcssl', 'empty source'),
+    ('bcssl_fork_to_mmpretrain', 'malicious source'),
+    ('extract_dino_backbone', 'output under a file'),
+])
+def test_converter_cli_reports_user_errors_without_traceback(
+        tmp_path, monkeypatch, malicious_checkpoint, name, bad_input):
+    src, marker = malicious_checkpoint
+    dst = tmp_path / 'out.pth'
+    if bad_input == 'empty source':
+        src = tmp_path / 'empty.pth'
+        src.write_bytes(b'')
+        expected = f'error: {src}: empty file (0 bytes), not a checkpoint'
+    elif bad_input == 'malicious source':
+        expected = f'error: {src}: refused to load'
+    else:
+        dst = src / 'out.pth'
+        expected = f'error: cannot write {dst}: {src} is a file, not a folder'
+    script = str(ROOT / 'tools' / 'model_converters' / f'{name}.py')
+    monkeypatch.setattr(sys, 'argv', [script, str(src), str(dst)])
+    # SystemExit with a message: Python prints it, without a traceback, to
+    # stderr and exits with status 1
+    with pytest.raises(SystemExit) as e, \
+            contextlib.redirect_stdout(io.StringIO()):
+        runpy.run_path(script, run_name='__main__')
+    assert isinstance(e.value.code, str)
+    assert e.value.code.startswith(expected), e.value.code
+    assert not marker.exists() and not dst.exists()

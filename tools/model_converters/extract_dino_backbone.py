@@ -24,16 +24,22 @@ loader anyway; the script says so when it skips the check.
     python tools/model_converters/extract_dino_backbone.py IN OUT \\
         --part student --force
 
-Checkpoints are pickles: extract only files you trust.
+Checkpoints are read with ``torch.load(..., weights_only=True)``: a file that
+needs anything but tensors, plain values and mmengine's training state is
+refused, not unpickled.
 """
 import argparse
 import os.path as osp
 import re
 
+from bcssl_mm.models.backbones.bcssl_convnext import (
+    infer_bcssl_convnext_cfg, save_bcssl_convnext_checkpoint)
 from bcssl_mm.models.utils import extract_state_dict
-from bcssl_mm.models.utils.convert import (ConversionError, Rule, check_output,
-                                           first_keys, load_source, remap,
-                                           save_backbone_checkpoint)
+from bcssl_mm.utils.state_dict_remap import (ConversionError, Rule,
+                                             check_output,
+                                             converter_args_parser, first_keys,
+                                             load_source, remap, run_cli,
+                                             save_checkpoint)
 
 # where each part's backbone lives in the DINO algorithm's state dict
 PREFIXES = {'teacher': 'teacher.backbone.', 'student': 'backbone.'}
@@ -42,16 +48,13 @@ META_KEYS = ('epoch', 'iter', 'experiment_name')
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('src', help='DINO checkpoint (mmengine)')
-    parser.add_argument('dst', help='output backbone checkpoint')
+    parser = converter_args_parser(__doc__, 'DINO checkpoint (mmengine)',
+                                   'output backbone checkpoint')
     parser.add_argument(
         '--part',
         choices=sorted(PREFIXES),
         default='teacher',
         help='which backbone to extract (default: teacher)')
-    parser.add_argument(
-        '--force', action='store_true', help='overwrite an existing output')
     return parser
 
 
@@ -92,16 +95,15 @@ def main(args: argparse.Namespace) -> None:
             k: src_meta[k]
             for k in META_KEYS if isinstance(src_meta.get(k), (int, str))
         })
-    is_convnext = any(
-        re.fullmatch(r'backbone\.stages\.\d+\.\d+\.depthwise_conv\.weight', k)
-        for k in out)
-    if not is_convnext:
+    if infer_bcssl_convnext_cfg(out) is None:
         print('not a BC-SSL / ConvNeXt backbone (no stages.i.j.'
               'depthwise_conv.weight): extracted without the strict '
               'BCSSLConvNeXt check')
-    save_backbone_checkpoint(
-        out, args.dst, meta, args.src, force=args.force, verify=is_convnext)
+        save_checkpoint(out, args.dst, meta, force=args.force)
+    else:
+        save_bcssl_convnext_checkpoint(
+            out, args.dst, meta, args.src, force=args.force)
 
 
 if __name__ == '__main__':
-    main(get_args_parser().parse_args())
+    run_cli(main, get_args_parser())

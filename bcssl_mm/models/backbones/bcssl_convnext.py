@@ -20,7 +20,8 @@ trunk kept in channels-last memory so that the block's permutes are free views,
 and on CPU the MLP run over row tiles with GELU and the residual add fused into
 the oneDNN matmuls.
 """
-from typing import Dict, Optional, Sequence, Tuple, Union
+import re
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -35,7 +36,9 @@ from mmpretrain.models.utils import LayerNorm2d, build_norm_layer
 from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ..utils import load_backbone_checkpoint
+from ...utils.state_dict_remap import (ConversionError, Rule, first_keys,
+                                       num_indexed, save_checkpoint)
+from ..utils import CheckpointMismatchError, load_backbone_checkpoint
 
 _HAS_MKLDNN_LINEAR = (
     torch.backends.mkldnn.is_available()
@@ -443,3 +446,367 @@ class BCSSLConvNeXt(ConvNeXt):
                 elif isinstance(m, nn.Conv2d):
                     m.to(memory_format=torch.channels_last)
         self.deploy = True
+
+
+# Checkpoint conversion: the names of official ConvNeXt, timm's ConvNeXt and
+# the BC-SSL authors' DINO fork, as rules of the renaming engine
+# (bcssl_mm/utils/state_dict_remap.py) that the converters in
+# tools/model_converters apply; the role of timm's checkpoint_filter_fn.
+
+# the depthwise conv of block j of stage i, in BCSSLConvNeXt's names
+_DW_KEY = re.compile(r'stages\.(\d+)\.(\d+)\.depthwise_conv\.weight')
+# what precedes the backbone keys in the authors' fork: its DDP wrapper and
+# the DINO wrapper of student / teacher; neither in a bare backbone
+_FORK_PREFIX = r'(?:module\.)?(?:backbone\.)?'
+
+
+def official_convnext_rules(num_stages: int, prefix: str = '') -> List[Rule]:
+    """Rules from official ConvNeXt backbone names to ``backbone.*`` ones.
+
+    Official (facebookresearch/ConvNeXt) names, also used by the authors'
+    DINO fork: ``downsample_layers.*`` (as in mmpretrain),
+    ``stages.i.j.{dwconv,norm,pwconv1,pwconv2,gamma}`` and the final ``norm``.
+
+    Args:
+        num_stages (int): The final ``norm`` becomes ``norm{num_stages-1}``.
+        prefix (str): Regular expression for what precedes the backbone keys,
+            e.g. ``''`` or ``r'(?:module\\.)?(?:backbone\\.)?'``.
+
+    Returns:
+        list[Rule]: The rules, without the classifier.
+    """
+    block = prefix + r'stages\.(\d+)\.(\d+)\.'
+    to_block = r'backbone.stages.\1.\2.'
+    last = num_stages - 1
+    return [
+        Rule(prefix + r'downsample_layers\.(\d+)\.([01])\.(weight|bias)',
+             r'backbone.downsample_layers.\1.\2.\3',
+             'downsample_layers.* (unchanged)'),
+        Rule(block + r'dwconv\.(weight|bias)', to_block + r'depthwise_conv.\3',
+             'stages.i.j.dwconv -> depthwise_conv'),
+        Rule(block + r'norm\.(weight|bias)', to_block + r'norm.\3',
+             'stages.i.j.norm (unchanged)'),
+        Rule(block + r'pwconv1\.(weight|bias)',
+             to_block + r'pointwise_conv1.\3',
+             'stages.i.j.pwconv1 -> pointwise_conv1'),
+        Rule(block + r'pwconv2\.(weight|bias)',
+             to_block + r'pointwise_conv2.\3',
+             'stages.i.j.pwconv2 -> pointwise_conv2'),
+        Rule(block + r'gamma', to_block + 'gamma',
+             'stages.i.j.gamma (unchanged)'),
+        Rule(prefix + r'norm\.(weight|bias)', rf'backbone.norm{last}.\1',
+             f'norm (final) -> norm{last}'),
+    ]
+
+
+def _to_linear(weight: torch.Tensor) -> torch.Tensor:
+    """(C_out, C_in, 1, 1) 1x1 conv weight -> (C_out, C_in) linear weight."""
+    return weight.flatten(1) if weight.dim() == 4 else weight
+
+
+def timm_convnext_rules(num_stages: int) -> List[Rule]:
+    """Rules from timm ConvNeXt names to ``backbone.*`` and ``head.fc.*``.
+
+    timm (``timm.create_model('convnext_*').state_dict()``): ``stem.{0,1}``,
+    ``stages.i.downsample.{0,1}``, ``stages.i.blocks.j.{conv_dw,norm,mlp.fc1,
+    mlp.fc2,gamma}`` (``mlp.fc*`` are 1x1 convs in the ``conv_mlp`` variants,
+    e.g. atto, and are flattened to linear weights), ``head.norm`` (the final
+    norm) and ``head.fc`` (mmpretrain ``LinearClsHead``'s ``head.fc``).
+
+    Args:
+        num_stages (int): ``head.norm`` becomes ``norm{num_stages-1}``.
+
+    Returns:
+        list[Rule]: The rules.
+    """
+    block = r'stages\.(\d+)\.blocks\.(\d+)\.'
+    to_block = r'backbone.stages.\1.\2.'
+    last = num_stages - 1
+    return [
+        Rule(r'stem\.([01])\.(weight|bias)', r'backbone.downsample_layers.0.'
+             r'\1.\2', 'stem -> downsample_layers.0'),
+        Rule(r'stages\.(\d+)\.downsample\.([01])\.(weight|bias)',
+             r'backbone.downsample_layers.\1.\2.\3',
+             'stages.i.downsample -> downsample_layers.i'),
+        Rule(block + r'conv_dw\.(weight|bias)',
+             to_block + r'depthwise_conv.\3',
+             'stages.i.blocks.j.conv_dw -> stages.i.j.depthwise_conv'),
+        Rule(block + r'norm\.(weight|bias)', to_block + r'norm.\3',
+             'stages.i.blocks.j.norm -> stages.i.j.norm'),
+        Rule(
+            block + r'mlp\.fc1\.(weight|bias)',
+            to_block + r'pointwise_conv1.\3',
+            'stages.i.blocks.j.mlp.fc1 -> stages.i.j.pointwise_conv1 '
+            '(1x1 conv weights flattened)', _to_linear),
+        Rule(
+            block + r'mlp\.fc2\.(weight|bias)',
+            to_block + r'pointwise_conv2.\3',
+            'stages.i.blocks.j.mlp.fc2 -> stages.i.j.pointwise_conv2 '
+            '(1x1 conv weights flattened)', _to_linear),
+        Rule(block + r'gamma', to_block + 'gamma',
+             'stages.i.blocks.j.gamma -> stages.i.j.gamma'),
+        Rule(r'head\.norm\.(weight|bias)', rf'backbone.norm{last}.\1',
+             f'head.norm -> norm{last}'),
+        Rule(r'head\.fc\.(weight|bias)', r'head.fc.\1', 'head.fc (unchanged)'),
+    ]
+
+
+def convnext_checkpoint_rules(state_dict: dict,
+                              source: str) -> Tuple[str, List[Rule]]:
+    """Detect an official or timm ConvNeXt state dict; return its rules.
+
+    Official: ``downsample_layers.*``, ``stages.i.j.*``, ``norm.*`` and the
+    classifier ``head.*`` (renamed ``head.fc.*``); timm: ``stem.*``, see
+    :func:`timm_convnext_rules`. ConvNeXt V2 (GRN), timm's ``norm_pre`` /
+    ``head.pre_logits`` variants and other stems match no rule, so
+    :func:`~bcssl_mm.utils.state_dict_remap.remap` refuses them by name.
+
+    Args:
+        state_dict (dict): The source state dict.
+        source (str): Its file, for error messages.
+
+    Returns:
+        tuple: ``('official' | 'timm', rules)``.
+
+    Raises:
+        ConversionError: Neither layout (or already BCSSLConvNeXt names).
+    """
+    if any(k.startswith('downsample_layers.') for k in state_dict):
+        num_stages = num_indexed(state_dict, r'downsample_layers\.(\d+)\.')
+        return 'official', official_convnext_rules(num_stages) + [
+            Rule(r'head\.(weight|bias)', r'head.fc.\1', 'head -> head.fc'),
+        ]
+    if any(k.startswith('stem.') for k in state_dict):
+        return 'timm', timm_convnext_rules(
+            num_indexed(state_dict, r'stages\.(\d+)\.'))
+    if any(k.startswith('backbone.downsample_layers.') for k in state_dict):
+        raise ConversionError(
+            f'{source}: keys start with "backbone.downsample_layers.": '
+            'already in mmpretrain / BCSSLConvNeXt names, nothing to convert')
+    raise ConversionError(
+        f'{source}: neither an official ConvNeXt checkpoint (keys '
+        "'downsample_layers.*', optionally under 'model') nor a timm ConvNeXt "
+        f"state dict (keys 'stem.*'); first keys: {first_keys(state_dict)}")
+
+
+def check_convnext_classifier(state_dict: dict, source: str) -> Optional[int]:
+    """Check that ``head.fc.weight`` (if any) fits the final norm's width.
+
+    Args:
+        state_dict (dict): Converted tensors.
+        source (str): The converted file, for error messages.
+
+    Returns:
+        int | None: The number of classes, ``None`` without a classifier.
+
+    Raises:
+        ConversionError: The classifier's input width is not the final
+            norm's.
+    """
+    fc = state_dict.get('head.fc.weight')  # (num_classes, C_last)
+    if fc is None:
+        return None
+    norm = next((v for k, v in state_dict.items()
+                 if k.startswith('backbone.norm') and k.endswith('.weight')),
+                None)
+    if norm is None or fc.dim() != 2 or fc.shape[1] != norm.shape[0]:
+        raise ConversionError(
+            f'{source}: classifier weight {tuple(fc.shape)} does not match '
+            'the width of the final norm '
+            f'{None if norm is None else tuple(norm.shape)}')
+    return int(fc.shape[0])
+
+
+def bcssl_fork_rules(state_dict: dict, source: str) -> List[Rule]:
+    """Rules from the authors' DINO fork's names to ``backbone.*`` ones.
+
+    The fork's backbone uses official ConvNeXt names
+    (:func:`official_convnext_rules`) under ``module.backbone.`` (optional),
+    except that a block's depthwise conv and its BatchNorm are
+    ``large_kernel.lkb_origin.{conv,bn}``; its DINO projection head
+    (``module.head.*``) is dropped.
+
+    Args:
+        state_dict (dict): The student's or teacher's state dict of a fork
+            checkpoint, or a bare backbone state dict of the fork.
+        source (str): Where it comes from, for error messages.
+
+    Returns:
+        list[Rule]: The rules.
+
+    Raises:
+        ConversionError: No backbone key of the fork, or keys already in
+            BCSSLConvNeXt's names.
+    """
+    num_stages = num_indexed(
+        state_dict, _FORK_PREFIX + r'(?:stages|downsample_layers)\.(\d+)\.')
+    if not num_stages:
+        raise ConversionError(
+            f'{source}: no key starts with '
+            "'module.backbone.{downsample_layers,stages}.' (nor without "
+            f"'module.' / 'backbone.'); first keys: {first_keys(state_dict)}")
+    renamed = re.compile(
+        _FORK_PREFIX +
+        r'stages\.\d+\.\d+\.(?:depthwise_conv|dw_norm|pointwise_conv)')
+    converted = next((k for k in state_dict if renamed.match(k)), None)
+    if converted:
+        raise ConversionError(
+            f'{source}: keys are already in BCSSLConvNeXt names (e.g. '
+            f'{converted!r}), not the fork\'s; for a bcssl_mm DINO checkpoint '
+            'use tools/model_converters/extract_dino_backbone.py')
+    block = _FORK_PREFIX + r'stages\.(\d+)\.(\d+)\.large_kernel\.lkb_origin\.'
+    to_block = r'backbone.stages.\1.\2.'
+    bn = r'bn\.(weight|bias|running_mean|running_var|num_batches_tracked)'
+    return [
+        Rule(block + r'conv\.weight', to_block + 'depthwise_conv.weight',
+             'stages.i.j.large_kernel.lkb_origin.conv -> depthwise_conv'),
+        Rule(block + bn, to_block + r'dw_norm.\3',
+             'stages.i.j.large_kernel.lkb_origin.bn -> dw_norm'),
+        *official_convnext_rules(num_stages, _FORK_PREFIX),
+        Rule(r'(?:module\.)?head\..+', None, 'DINO projection head'),
+    ]
+
+
+def infer_bcssl_convnext_cfg(state_dict: dict,
+                             prefix: str = 'backbone.') -> Optional[dict]:
+    """Infer the ``BCSSLConvNeXt`` arguments that ``state_dict`` describes.
+
+    Depths from the number of blocks per stage, widths from the depthwise
+    convs (then matched to an entry of ``arch_settings``), the kernel from the
+    first depthwise conv, BN from ``dw_norm`` keys, layer scale from
+    ``gamma`` keys, ``out_indices`` from the output norms ``norm{i}``.
+    Anything inconsistent (another kernel in a later block, a missing block)
+    is left for the strict load of :func:`save_bcssl_convnext_checkpoint` to
+    report.
+
+    Args:
+        state_dict (dict): Converted tensors.
+        prefix (str): The backbone keys' prefix. Defaults to 'backbone.'.
+
+    Returns:
+        dict | None: Keyword arguments of ``BCSSLConvNeXt``, or ``None`` when
+        there is no ``stages.i.j.depthwise_conv.weight`` (not a ConvNeXt).
+
+    Raises:
+        ConversionError: A stage has no block, or the first depthwise weight
+            is not (C, 1, k, k).
+    """
+    sd = {
+        k[len(prefix):]: v
+        for k, v in state_dict.items() if k.startswith(prefix)
+    }
+    blocks: Dict[int, Dict[int, str]] = {}
+    for key in sd:
+        m = _DW_KEY.fullmatch(key)
+        if m:
+            blocks.setdefault(int(m.group(1)), {})[int(m.group(2))] = key
+    if not blocks:
+        return None
+    num_stages = max(blocks) + 1
+    empty = [i for i in range(num_stages) if i not in blocks]
+    if empty:
+        raise ConversionError(
+            f'stages {empty} have no {prefix}stages.i.j.depthwise_conv.weight')
+    # a missing block j < max j shows up as missing keys in the strict load
+    depths = [max(blocks[i]) + 1 for i in range(num_stages)]
+    first = [sd[blocks[i][min(blocks[i])]] for i in range(num_stages)]
+    channels = [w.shape[0] for w in first]
+    dw = first[0]  # (C, 1, k, k)
+    if dw.dim() != 4 or dw.shape[-1] != dw.shape[-2]:
+        raise ConversionError(f'{prefix}{blocks[0][min(blocks[0])]} has '
+                              f'shape {tuple(dw.shape)}, not (C, 1, k, k)')
+    arch: Union[str, dict] = dict(depths=depths, channels=channels)
+    for name, setting in BCSSLConvNeXt.arch_settings.items():
+        if (list(setting['depths']) == depths
+                and list(setting['channels']) == channels):
+            arch = name
+            break
+    stem = sd.get('downsample_layers.0.0.weight')  # (C0, C_in, p, p)
+    return dict(
+        arch=arch,
+        kernel_size=int(dw.shape[-1]),
+        dw_norm_cfg=dict(type='BN') if any('.dw_norm.' in k
+                                           for k in sd) else None,
+        in_channels=int(stem.shape[1]) if stem is not None else 3,
+        stem_patch_size=int(stem.shape[-1]) if stem is not None else 4,
+        # only whether it is > 0 matters: the checkpoint sets the values
+        layer_scale_init_value=1e-6 if any(k.endswith('.gamma')
+                                           for k in sd) else 0.,
+        out_indices=tuple(
+            i for i in range(num_stages) if f'norm{i}.weight' in sd))
+
+
+def describe_bcssl_convnext_cfg(cfg: dict) -> str:
+    """One line: ``BCSSLConvNeXt(arch='atto', kernel_size=9, ...)``."""
+    arch = cfg['arch']
+    if isinstance(arch, str):
+        setting = BCSSLConvNeXt.arch_settings[arch]
+        arch_str = (f"arch='{arch}' (depths {list(setting['depths'])}, "
+                    f"channels {list(setting['channels'])})")
+    else:
+        arch_str = f'arch={arch}'
+    norm = cfg['dw_norm_cfg']['type'] if cfg['dw_norm_cfg'] else None
+    return (f'BCSSLConvNeXt({arch_str}, kernel_size={cfg["kernel_size"]}, '
+            f'dw_norm={norm}, layer_scale={cfg["layer_scale_init_value"] > 0},'
+            f' in_channels={cfg["in_channels"]}, '
+            f'stem_patch_size={cfg["stem_patch_size"]}, '
+            f'out_indices={cfg["out_indices"]})')
+
+
+def save_bcssl_convnext_checkpoint(state_dict: dict,
+                                   filename: str,
+                                   meta: dict,
+                                   source: str,
+                                   force: bool = False) -> dict:
+    """Save converted tensors after a strict load into the model they describe.
+
+    Infers the ``BCSSLConvNeXt`` that the ``backbone.*`` keys describe
+    (:func:`infer_bcssl_convnext_cfg`), adds its arguments to
+    ``meta['backbone']`` and writes the checkpoint with
+    :func:`~bcssl_mm.utils.state_dict_remap.save_checkpoint`, which moves it
+    into place only after :func:`load_backbone_checkpoint` has loaded it
+    strictly (prefix ``backbone.``) into that backbone.
+
+    Args:
+        state_dict (dict): ``backbone.*`` (and e.g. ``head.fc.*``) tensors.
+        filename (str): Output path.
+        meta (dict): Plain Python values describing the conversion.
+        source (str): The converted file, for messages.
+        force (bool): Overwrite an existing ``filename``. Defaults to False.
+
+    Returns:
+        dict: The inferred ``BCSSLConvNeXt`` arguments.
+
+    Raises:
+        ConversionError: Nothing to infer a BCSSLConvNeXt from, or the result
+            does not load strictly into it; the message lists the keys.
+    """
+    cfg = infer_bcssl_convnext_cfg(state_dict)
+    if cfg is None:
+        raise ConversionError(
+            f'{source}: the converted checkpoint has no '
+            'backbone.stages.i.j.depthwise_conv.weight, so it is not a '
+            'BC-SSL / ConvNeXt backbone')
+    dw_key = next(
+        k for k in state_dict if _DW_KEY.fullmatch(k[len('backbone.'):]))
+    print(f'kernel size: {cfg["kernel_size"]} ({dw_key} '
+          f'{tuple(state_dict[dw_key].shape)})')
+    print(f'backbone: {describe_bcssl_convnext_cfg(cfg)}')
+
+    def verify(tmp: str) -> None:
+        try:
+            load_backbone_checkpoint(
+                BCSSLConvNeXt(**cfg), tmp, prefix='backbone.')
+        except CheckpointMismatchError as e:
+            raise ConversionError(
+                f'{source}: the converted checkpoint does not load strictly '
+                f'into {describe_bcssl_convnext_cfg(cfg)}; nothing was '
+                f'written to {filename}:\n' +
+                str(e).replace(tmp, 'converted checkpoint')) from None
+        print('verified: loads strictly into BCSSLConvNeXt '
+              "(load_backbone_checkpoint, prefix 'backbone.')")
+
+    dw_norm_cfg = dict(cfg['dw_norm_cfg']) if cfg['dw_norm_cfg'] else None
+    meta = dict(meta, backbone=dict(cfg, dw_norm_cfg=dw_norm_cfg))
+    save_checkpoint(state_dict, filename, meta, verify=verify, force=force)
+    return cfg
