@@ -33,8 +33,9 @@ import logging
 import os
 import os.path as osp
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -83,9 +84,22 @@ OLD_BCSSL_ARCHS = {'t': 'tiny', 's': 'small', 'b': 'base', 'l': 'large'}
 # mmpretrain's Swin asserts when a feature map is smaller than its 7x7 window
 # unless pad_small_map=True; the last stage (stride 32) is 7x7 at 224 px.
 SWIN_MIN_UNPADDED_SIZE = 7 * 32
-NAME_HELP = ('bcssl_convnext_{atto|femto|pico|nano|tiny|small|base|large}'
+NAME_HELP = (f'bcssl_convnext_{{{"|".join(BCSSLConvNeXt.arch_settings)}}}'
              '_k{K}[_nobn][_deploy] (K odd >= 3), ' + ', '.join(BASELINES) +
              ', timm::{any timm model name}')
+
+
+@contextmanager
+def quiet_mmengine() -> Iterator[None]:
+    """Silence mmengine's INFO lines (one per parameter or parameter group
+    when models and optimizers are built without a log file)."""
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 @dataclass(frozen=True)
@@ -147,6 +161,18 @@ def parse_model_name(name: str) -> ModelSpec:
     except ValueError as e:
         raise ValueError(f'model {name!r}: {e}') from e
     return ModelSpec(name, 'bcssl', arch, kernel_size, not nobn, bool(deploy))
+
+
+def parse_model_names(names: Sequence[str],
+                      mmpretrain_only: bool = False) -> List[ModelSpec]:
+    """:func:`parse_model_name` of each name; with ``mmpretrain_only``
+    (tools that need ``model.backbone``) ``timm::`` names are refused."""
+    specs = [parse_model_name(name) for name in names]
+    timm_names = [s.name for s in specs if s.family == 'timm']
+    if mmpretrain_only and timm_names:
+        raise ValueError(f'models {timm_names}: this tool takes the '
+                         'mmpretrain models only (names without timm::)')
+    return specs
 
 
 def _mmpretrain_parts(spec: ModelSpec, img_size: int,
@@ -231,14 +257,8 @@ def build_classifier(spec: ModelSpec,
             backbone=backbone,
             neck=neck,
             head=head))
-    # mmengine logs one INFO line per parameter without a log file
-    logger = MMLogger.get_current_instance()
-    level = logger.level
-    logger.setLevel(logging.WARNING)
-    try:
+    with quiet_mmengine():
         model.init_weights()
-    finally:
-        logger.setLevel(level)
     model.eval()
     if spec.deploy:
         model.backbone.switch_to_deploy()

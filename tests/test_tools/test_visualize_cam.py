@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from bcssl_mm.analysis import parse_model_name
 from conftest import load_tool
 
 
@@ -30,13 +31,14 @@ def img_dir(tmp_path):
 
 def test_cam_targets_of_the_families_outside_the_grid_test(tool):
     for name in ('resnet50', 'swin_tiny_patch4_window7_224'):
-        spec = tool.parse_model_name(name)
+        spec = parse_model_name(name)
         model = tool.load_model(spec, 64, 10)
         layer, _ = tool.cam_target(spec, model)
         assert any(m is layer for m in model.backbone.modules()), name
-    spec = tool.parse_model_name('timm::resnet18')
-    with pytest.raises(ValueError, match='timm::resnet18.*mmpretrain'):
-        tool.cam_target(spec, None)
+    args = tool.get_args_parser().parse_args(
+        ['--img-dir=.', '--models', 'resnet50', 'timm::resnet18'])
+    with pytest.raises(ValueError, match=r"\['timm::resnet18'\].*mmpretrain"):
+        tool.main(args)
 
 
 def test_tokens_to_map_drops_cls_token_row_major(tool):
@@ -70,7 +72,7 @@ def test_cam_grid_size_and_rows_differ(tool, img_dir, tmp_path):
 
 
 def test_checkpoint_is_loaded(tool, tmp_path):
-    spec = tool.parse_model_name('bcssl_convnext_atto_k3')
+    spec = parse_model_name('bcssl_convnext_atto_k3')
     trained = tool.load_model(spec, 64, 10, seed=1)
     path = tmp_path / 'ckpt.pth'
     torch.save(dict(state_dict=trained.state_dict()), path)

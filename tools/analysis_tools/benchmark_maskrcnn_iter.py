@@ -36,27 +36,25 @@ CUDA, the resident-set high-water mark on CPU, an upper bound).
 import argparse
 import copy
 import json
-import logging
 import os
 import os.path as osp
 import subprocess
 import sys
-from contextlib import contextmanager
-from typing import Dict, Iterator, Optional
+from typing import Dict, Optional
 
 import numpy as np
 import torch
 import torch.nn as nn
 from mmengine.config import Config, DictAction
 from mmengine.hub import get_config
-from mmengine.logging import MMLogger
 from mmengine.model import revert_sync_batchnorm
 from mmengine.optim import OptimWrapper, build_optim_wrapper
 from mmengine.registry import DefaultScope
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from bcssl_mm.analysis import (PeakMemory, format_table, median_and_spread,
-                               parse_model_name, time_train_steps)
+                               parse_model_name, quiet_mmengine,
+                               time_train_steps)
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 # backbone names of bcssl_mm.analysis.zoo -> their Mask R-CNN 3x config
@@ -137,18 +135,6 @@ def check_args(args: argparse.Namespace) -> None:
         parse_model_name(name)  # names the valid names of the vocabulary
         raise ValueError(f'--models: {name!r} has no Mask R-CNN config here; '
                          f'use one of {list(MODEL_CONFIGS)} or a config file')
-
-
-@contextmanager
-def quiet_mmengine() -> Iterator[None]:
-    """Silence mmengine's INFO lines (one per parameter / parameter group)."""
-    logger = MMLogger.get_current_instance()
-    level = logger.level
-    logger.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 def load_config(name: str, cfg_options: Optional[dict] = None) -> Config:

@@ -39,7 +39,7 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from bcssl_mm.analysis import (ModelSpec, add_model_args, list_images,
                                load_images, load_model, parse_checkpoints,
-                               parse_model_name, tokens_to_map)
+                               parse_model_names, tokens_to_map)
 
 CAM_METHODS = {'gradcam': GradCAM, 'eigencam': EigenCAM}
 METHOD_TITLES = {'gradcam': 'Grad-CAM', 'eigencam': 'Eigen-CAM'}
@@ -50,9 +50,6 @@ LABEL_MARGIN = 160
 def cam_target(spec: ModelSpec,
                model: nn.Module) -> Tuple[nn.Module, Optional[Callable]]:
     """The CAM target layer of ``model`` and its ``reshape_transform``."""
-    if spec.family == 'timm':
-        raise ValueError(f'model {spec.name!r}: the CAM tool takes the '
-                         'mmpretrain models only (names without timm::)')
     backbone = model.backbone
     if spec.family in ('bcssl', 'convnext'):
         return backbone.stages[-1], None
@@ -168,7 +165,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace) -> np.ndarray:
-    specs = [parse_model_name(name) for name in args.models]
+    specs = parse_model_names(args.models, mmpretrain_only=True)
     checkpoints = parse_checkpoints(args.checkpoint, args.models)
     if (args.target_class is not None
             and not 0 <= args.target_class < args.num_classes):

@@ -74,9 +74,6 @@ def feature_layer(spec: zoo.ModelSpec,
         tuple: The module and a function mapping its output to
         ``(N, C, H, W)``.
     """
-    if spec.family == 'timm':
-        raise ValueError(f'model {spec.name!r}: the ERF tool takes the '
-                         'mmpretrain models only (names without timm::)')
     backbone = model.backbone
     if spec.family in ('bcssl', 'convnext'):
         return backbone.stages[-1], nn.Identity()
@@ -295,7 +292,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace) -> Dict[str, dict]:
-    specs = [zoo.parse_model_name(name) for name in args.models]
+    specs = zoo.parse_model_names(args.models, mmpretrain_only=True)
     checkpoints = zoo.parse_checkpoints(args.checkpoint, args.models)
     log_scale = not args.no_log
     os.makedirs(args.out_dir, exist_ok=True)
