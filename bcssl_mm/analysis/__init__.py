@@ -1,8 +1,20 @@
-from .zoo import (ModelSpec, add_model_args, build_classifier, list_images, load_images,
+"""Shared pieces of ``tools/analysis_tools``: the model vocabulary and its
+builder (``zoo``), the FLOP counter (``flops``), timing and peak memory
+(``bench``) and the text table (``table``)."""
+from .bench import (PeakMemory, median_and_spread, time_repeats,
+                    time_round_robin, time_train_steps, timed)
+from .flops import count_macs, sdpa_flop_jit
+from .table import format_table
+from .zoo import (ModelSpec, add_model_args, build_classifier, build_model,
+                  list_images, load_classifier_weights, load_images,
                   load_model, parse_checkpoints, parse_model_name,
-                  tokens_to_map)
+                  parse_model_names, quiet_mmengine, tokens_to_map)
 
 __all__ = [
-    'ModelSpec', 'add_model_args', 'build_classifier', 'list_images', 'load_images',
-    'load_model', 'parse_checkpoints', 'parse_model_name', 'tokens_to_map'
+    'ModelSpec', 'PeakMemory', 'add_model_args', 'build_classifier',
+    'build_model', 'count_macs', 'format_table', 'list_images',
+    'load_classifier_weights', 'load_images', 'load_model',
+    'median_and_spread', 'parse_checkpoints', 'parse_model_name',
+    'parse_model_names', 'quiet_mmengine', 'sdpa_flop_jit', 'time_repeats',
+    'time_round_robin', 'time_train_steps', 'timed', 'tokens_to_map'
 ]

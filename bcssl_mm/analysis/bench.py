@@ -1,9 +1,13 @@
-"""Timing and peak-memory helpers shared by the benchmark scripts."""
+"""Timing and peak-memory helpers shared by the benchmark scripts.
+
+Every timed call is bracketed by a device synchronisation (:func:`timed`),
+so that a CUDA time covers the queued kernels.
+"""
 import math
 import os.path as osp
 import statistics
 import time
-from typing import Callable, List, Tuple
+from typing import Any, Callable, Dict, List, Tuple
 
 import torch
 
@@ -61,8 +65,57 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_train_steps(step: Callable[[], dict], device: torch.device,
-                     warmup: int, repeats: int,
+def timed(fn: Callable[[], Any], device: torch.device) -> Tuple[float, Any]:
+    """Run ``fn`` once; its wall time in seconds (the device's queued work
+    included) and its result."""
+    sync(device)
+    start = time.perf_counter()
+    result = fn()
+    sync(device)
+    return time.perf_counter() - start, result
+
+
+def time_repeats(fn: Callable[[], Any], device: torch.device, warmup: int,
+                 repeats: int) -> Tuple[List[float], List[Any]]:
+    """Run ``fn`` ``warmup + repeats`` times; time the last ``repeats``.
+
+    Returns:
+        (times in seconds of the timed calls, results of every call).
+    """
+    times, results = [], []
+    for i in range(warmup + repeats):
+        seconds, result = timed(fn, device)
+        if i >= warmup:
+            times.append(seconds)
+        results.append(result)
+    return times, results
+
+
+def time_round_robin(fns: Dict[str, Callable[[], Any]], device: torch.device,
+                     warmup: int, repeats: int) -> Dict[str, List[float]]:
+    """Time several functions in turn, so that drift in the machine's load
+    hits all of them alike.
+
+    Each function is first called ``warmup`` times (untimed, one after the
+    other); then ``repeats`` rounds call each once, timed.
+
+    Returns:
+        dict: Name -> seconds of its call in each round.
+    """
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times: Dict[str, List[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            times[name].append(timed(fn, device)[0])
+    return times
+
+
+def time_train_steps(step: Callable[[], dict],
+                     device: torch.device,
+                     warmup: int,
+                     repeats: int,
                      name: str = 'model') -> Tuple[List[float], List[float]]:
     """Run ``step`` (one training step returning mmengine ``log_vars``)
     ``warmup + repeats`` times; time the last ``repeats``.
@@ -71,15 +124,8 @@ def time_train_steps(step: Callable[[], dict], device: torch.device,
         (times in seconds of the timed steps, losses of every step). Raises
         ``FloatingPointError`` naming ``name`` on a non-finite loss.
     """
-    times, losses = [], []
-    for i in range(warmup + repeats):
-        sync(device)
-        start = time.perf_counter()
-        log_vars = step()
-        sync(device)
-        if i >= warmup:
-            times.append(time.perf_counter() - start)
-        losses.append(float(log_vars['loss']))
+    times, log_vars = time_repeats(step, device, warmup, repeats)
+    losses = [float(torch.as_tensor(v['loss']).detach()) for v in log_vars]
     if not all(math.isfinite(loss) for loss in losses):
         raise FloatingPointError(f'{name}: non-finite loss {losses}')
     return times, losses

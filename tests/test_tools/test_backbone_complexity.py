@@ -21,11 +21,13 @@ def test_bcssl_t_flops_match_paper(tool, kernel_size, gflops):
 
 def test_flops_grow_with_kernel_by_the_depthwise_term(tool):
     # multiply-adds of the depthwise convs: sum over blocks of H*W*C*k^2
-    small, large = (tool.count(
-        tool.Row('BC-SSL-T', 'tiny', k, True, 29, None), 224, True)['gflops']
-                    for k in (3, 5))
-    hw_c = sum(d * (56 // 2**i)**2 * c for i, (d, c) in enumerate(
-        zip([3, 3, 9, 3], [96, 192, 384, 768])))
+    small, large = (
+        tool.count(
+            tool.Row('BC-SSL-T', f'bcssl_convnext_tiny_k{k}', 29, None), 224,
+            True)['gflops'] for k in (3, 5))
+    hw_c = sum(d * (56 // 2**i)**2 * c
+               for i, (d,
+                       c) in enumerate(zip([3, 3, 9, 3], [96, 192, 384, 768])))
     assert large - small == pytest.approx(hw_c * (25 - 9) / 1e9, rel=1e-6)
 
 
@@ -33,10 +35,25 @@ def _row(tool, name):
     return next(r for r in tool.ROWS if r.name == name)
 
 
+def test_rows_name_models_of_the_shared_vocabulary(tool):
+    from bcssl_mm.analysis import parse_model_name
+    specs = {r.model: parse_model_name(r.model) for r in tool.ROWS}
+    assert len(specs) == len(tool.ROWS)  # no model twice
+    no_bn = [r for r in tool.ROWS if r.name == 'ConvNeXt-T (no BN)']
+    assert [(specs[r.model].with_bn, r.kernel_size)
+            for r in no_bn] == [(False, 3), (False, 5), (False, 7)]
+    assert all(s.family != 'timm' for s in specs.values())
+
+
 def test_rows_cover_every_model_of_tables_3_and_5(tool):
     # Table 3 (and Table 5's BC-SSL-T k9 / Swin-T), docs/recipes.md §5
-    table3 = {('BC-SSL-T', 9): 29, ('Swin-T', None): 28, ('BC-SSL-S', 9): 50,
-              ('Swin-S', None): 49, ('ViT-S/16', None): 21}
+    table3 = {
+        ('BC-SSL-T', 9): 29,
+        ('Swin-T', None): 28,
+        ('BC-SSL-S', 9): 50,
+        ('Swin-S', None): 49,
+        ('ViT-S/16', None): 21
+    }
     rows = {(r.name, r.kernel_size): r for r in tool.ROWS}
     for key, params_m in table3.items():
         assert rows[key].paper_params_m == params_m, key
@@ -72,9 +89,9 @@ def test_attention_is_counted(tool, name):
 def test_sdpa_handle_counts_qk_and_av(tool):
     from mmengine.analysis import FlopAnalyzer
 
-    from bcssl_mm.analysis.zoo import build_classifier, count_macs
+    from bcssl_mm.analysis import build_model, count_macs
     shape = 64
-    model = build_classifier(_row(tool, 'ViT-S/16').spec, img_size=shape)
+    model = build_model(_row(tool, 'ViT-S/16').model, img_size=shape)
     plain = FlopAnalyzer(model, torch.randn(1, 3, shape, shape))
     plain.unsupported_ops_warnings(False)
     plain.uncalled_modules_warnings(False)
@@ -91,7 +108,7 @@ def test_table_marks_mismatches_and_explains_vit_s(tool):
         dict(params_m=28.81, backbone_m=28.04, gflops=4.60),  # 0.1G off
         dict(params_m=25.56, backbone_m=23.51, gflops=4.11)
     ]
-    lines = tool.format_table(rows, results).splitlines()
+    lines = tool.results_table(rows, results).splitlines()
     cells = [[c.strip() for c in line.split('|')] for line in lines[2:5]]
     header = [c.strip() for c in lines[0].split('|')]
     match, ref_match = header.index('match'), header.index('ref match')

@@ -28,14 +28,15 @@ def test_benchmark_builds_the_right_models_and_times_them(
         str(out)
     ] + SMALL_HEADS)
     results = tool.main(args)
-    assert list(results) == ['bcssl-t-k9', 'convnext-t']
+    assert list(results) == ['bcssl_convnext_tiny_k9', 'convnext_tiny']
     for r in results.values():
         assert r['s_per_iter'] > 0 and r['img_per_s'] > 0
         assert r['peak_mem_mib'] > 0
         assert len(r['losses']) == 2 and all(np.isfinite(r['losses']))
         assert r['params_m'] > 40  # T backbone + FPN + Mask R-CNN heads
-    bcssl, convnext = (results[m]['backbone']
-                       for m in ('bcssl-t-k9', 'convnext-t'))
+    bcssl, convnext = (
+        results[m]['backbone']
+        for m in ('bcssl_convnext_tiny_k9', 'convnext_tiny'))
     # BC-SSL-T: a BN after each of the 3 + 3 + 9 + 3 depthwise 9x9 convs
     assert bcssl == dict(
         type='BCSSLConvNeXt', dw_kernels=[9], num_dw_convs=18, num_bn=18)
@@ -43,11 +44,12 @@ def test_benchmark_builds_the_right_models_and_times_them(
         type='ConvNeXt', dw_kernels=[7], num_dw_convs=18, num_bn=0)
     lines = capsys.readouterr().out.splitlines()
     rows = {line.split('|')[0].strip(): line for line in lines if '|' in line}
-    assert {'bcssl-t-k9', 'convnext-t'} <= set(rows)
-    ratio = results['bcssl-t-k9']['s_per_iter'] / \
-        results['convnext-t']['s_per_iter']
-    assert rows['bcssl-t-k9'].split('|')[7].strip() == f'{ratio:.2f}'
-    assert rows['convnext-t'].split('|')[7].strip() == '1.00'
+    assert {'bcssl_convnext_tiny_k9', 'convnext_tiny'} <= set(rows)
+    ratio = results['bcssl_convnext_tiny_k9']['s_per_iter'] / \
+        results['convnext_tiny']['s_per_iter']
+    assert rows['bcssl_convnext_tiny_k9'].split('|')[7].strip() == \
+        f'{ratio:.2f}'
+    assert rows['convnext_tiny'].split('|')[7].strip() == '1.00'
     assert set(json.loads(out.read_text())['results']) == set(results)
 
 
@@ -72,7 +74,7 @@ def test_synthetic_masks_are_ellipses_inside_their_boxes(tool):
 
 
 def test_plain_optimizer_keeps_the_layer_wise_decay(tool):
-    cfg = tool.load_config('bcssl-t-k9')
+    cfg = tool.load_config('bcssl_convnext_tiny_k9')
     assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
     model = tool.build_model(cfg)
     optim_wrapper = tool.build_optimizer(model, cfg, amp=False)
@@ -88,14 +90,17 @@ def test_plain_optimizer_keeps_the_layer_wise_decay(tool):
     assert cfg.model.backbone.dw_norm_cfg.type == 'SyncBN'
     assert not any(
         isinstance(m, torch.nn.SyncBatchNorm) for m in model.modules())
-    assert sum(
-        isinstance(m, _BatchNorm) for m in model.backbone.modules()) == 18
+    assert sum(isinstance(m, _BatchNorm)
+               for m in model.backbone.modules()) == 18
 
 
 @pytest.mark.parametrize('argv, match', [
     (['--amp'], "--amp needs a CUDA --device.*'cpu'"),
     (['--img-size', '0'], '--img-size must be >= 1, got 0'),
-    (['--models', 'convnext-x'], "'convnext-x' is neither"),
+    (['--models', 'convnext-t'], "renamed: use 'convnext_tiny'"),
+    (['--models', 'convnext_base'], 'valid names: bcssl_convnext_'),
+    (['--models', 'bcssl_convnext_tiny_k5'], 'has no Mask R-CNN config'),
+    (['--models', 'missing.py'], "config file 'missing.py' does not exist"),
 ])
 def test_bad_arguments_are_clear_errors(tool, argv, match):
     args = tool.get_args_parser().parse_args(argv)

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from bcssl_mm.analysis import parse_model_name
 from conftest import load_tool
 
 
@@ -28,15 +29,16 @@ def img_dir(tmp_path):
     return folder
 
 
-def test_parse_model_name(tool):
-    spec = tool.parse_model_name('bcssl-t-k9')
-    assert (spec.family, spec.arch, spec.kernel_size) == ('bcssl', 'tiny', 9)
-    spec = tool.parse_model_name('bcssl-atto-k3')
-    assert (spec.arch, spec.kernel_size) == ('atto', 3)
-    assert tool.parse_model_name('swin-t').family == 'swin-t'
-    for bad in ('bcssl-t-k8', 'bcssl-q-k9', 'resnet18'):
-        with pytest.raises(ValueError):
-            tool.parse_model_name(bad)
+def test_cam_targets_of_the_families_outside_the_grid_test(tool):
+    for name in ('resnet50', 'swin_tiny_patch4_window7_224'):
+        spec = parse_model_name(name)
+        model = tool.load_model(spec, 64, 10)
+        layer, _ = tool.cam_target(spec, model)
+        assert any(m is layer for m in model.backbone.modules()), name
+    args = tool.get_args_parser().parse_args(
+        ['--img-dir=.', '--models', 'resnet50', 'timm::resnet18'])
+    with pytest.raises(ValueError, match=r"\['timm::resnet18'\].*mmpretrain"):
+        tool.main(args)
 
 
 def test_tokens_to_map_drops_cls_token_row_major(tool):
@@ -53,8 +55,9 @@ def test_cam_grid_size_and_rows_differ(tool, img_dir, tmp_path):
     size = 64
     out = tmp_path / 'cam' / 'grid.png'
     args = tool.get_args_parser().parse_args([
-        f'--img-dir={img_dir}', '--models', 'bcssl-atto-k3', 'vit-s',
-        '--method=gradcam', f'--img-size={size}', f'--out={out}'
+        f'--img-dir={img_dir}', '--models', 'bcssl_convnext_atto_k3',
+        'vit_small_patch16_224', '--method=gradcam', f'--img-size={size}',
+        f'--out={out}'
     ])
     grid = tool.main(args)
     # rows = 2 models x 1 method, columns = 2 images of size x size
@@ -69,7 +72,7 @@ def test_cam_grid_size_and_rows_differ(tool, img_dir, tmp_path):
 
 
 def test_checkpoint_is_loaded(tool, tmp_path):
-    spec = tool.parse_model_name('bcssl-atto-k3')
+    spec = parse_model_name('bcssl_convnext_atto_k3')
     trained = tool.load_model(spec, 64, 10, seed=1)
     path = tmp_path / 'ckpt.pth'
     torch.save(dict(state_dict=trained.state_dict()), path)
@@ -79,7 +82,7 @@ def test_checkpoint_is_loaded(tool, tmp_path):
     assert torch.equal(loaded.state_dict()[key], trained.state_dict()[key])
     assert not torch.equal(fresh.state_dict()[key], trained.state_dict()[key])
     with pytest.raises(ValueError, match='not one of --models'):
-        tool.parse_checkpoints(['resnet50=x.pth'], ['bcssl-atto-k3'])
+        tool.parse_checkpoints(['resnet50=x.pth'], ['bcssl_convnext_atto_k3'])
 
 
 def test_empty_folder_error_names_it(tool, tmp_path):

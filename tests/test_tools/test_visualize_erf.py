@@ -34,8 +34,7 @@ def test_erf_support_is_the_theoretical_receptive_field(tool, kernel_size):
     # one stage: 4x4 patchify stem, one block with a kxk depthwise conv and
     # per-pixel ops, so the centre feature pixel sees exactly 4k x 4k pixels
     spec = tool.zoo.ModelSpec('one-stage', 'bcssl',
-                                   dict(depths=[1], channels=[16]),
-                                   kernel_size)
+                              dict(depths=[1], channels=[16]), kernel_size)
     model = tool.zoo.load_model(spec, 64, 10)
     layer, to_map = tool.feature_layer(spec, model)
     grad_map, = tool.contribution_maps(
@@ -52,11 +51,14 @@ def test_erf_main_writes_png_and_json(tool, tmp_path):
     # 96 px: the 3x3 last-stage map has a centre pixel
     out_dir = tmp_path / 'erf'
     args = tool.get_args_parser().parse_args([
-        '--random=2', '--models', 'bcssl-atto-k3', 'bcssl-atto-k9',
-        '--img-size=96', '--batch-size=2', f'--out-dir={out_dir}'
+        '--random=2', '--models', 'bcssl_convnext_atto_k3',
+        'bcssl_convnext_atto_k9', '--img-size=96', '--batch-size=2',
+        f'--out-dir={out_dir}'
     ])
     results = tool.main(args)
-    assert list(results) == ['bcssl-atto-k3', 'bcssl-atto-k9']
+    assert list(results) == [
+        'bcssl_convnext_atto_k3', 'bcssl_convnext_atto_k9'
+    ]
     png = cv2.imread(str(out_dir / 'erf.png'))
     assert png.shape[:2] == tool.figure_size_px(2) == (350, 600)
     assert json.loads((out_dir / 'erf.json').read_text()) == results

@@ -30,50 +30,51 @@ CUDA, the resident-set high-water mark on CPU, an upper bound).
 
     python tools/analysis_tools/benchmark_maskrcnn_iter.py [--batch-size 2]
         [--img-size 512] [--warmup 1] [--repeats 3] [--device cuda --amp]
-        [--models bcssl-t-k9 convnext-t convnext-t-ours | CONFIG.py ...]
+        [--models bcssl_convnext_tiny_k9 convnext_tiny
+                  bcssl_convnext_tiny_k7_nobn | CONFIG.py ...]
         [--cfg-options KEY=VALUE ...]
 """
 import argparse
 import copy
 import json
-import logging
 import os
 import os.path as osp
 import subprocess
 import sys
-from contextlib import contextmanager
-from typing import Dict, Iterator, Optional
+from typing import Dict, Optional
 
 import numpy as np
 import torch
 import torch.nn as nn
 from mmengine.config import Config, DictAction
 from mmengine.hub import get_config
-from mmengine.logging import MMLogger
 from mmengine.model import revert_sync_batchnorm
 from mmengine.optim import OptimWrapper, build_optim_wrapper
 from mmengine.registry import DefaultScope
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from bcssl_mm.analysis.bench import (PeakMemory, median_and_spread,
-                                     time_train_steps)
+from bcssl_mm.analysis import (PeakMemory, format_table, median_and_spread,
+                               parse_model_name, quiet_mmengine,
+                               time_train_steps)
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+# backbone names of bcssl_mm.analysis.zoo -> their Mask R-CNN 3x config
 MODEL_CONFIGS = {
     # the paper's Table 4 model
-    'bcssl-t-k9': osp.join(ROOT, 'configs', 'dino', 'benchmarks',
-                           'mask-rcnn_bcssl-t-k9_fpn_amp-ms-crop-3x_coco.py'),
+    'bcssl_convnext_tiny_k9':
+    osp.join(ROOT, 'configs', 'dino', 'benchmarks',
+             'mask-rcnn_bcssl-t-k9_fpn_amp-ms-crop-3x_coco.py'),
     # mmdet's supervised ConvNeXt-T recipe, mmpretrain's ConvNeXt backbone
-    'convnext-t':
+    'convnext_tiny':
     'mmdet::convnext/mask-rcnn_convnext-t-p4-w7_fpn_amp-ms-crop-3x_coco.py',
     # the same ConvNeXt-T through BCSSLConvNeXt (k7, no BN): separates the
     # implementation from the architecture
-    'convnext-t-ours': osp.join(
-        ROOT, 'configs', 'dino', 'benchmarks',
-        'mask-rcnn_convnext-t-k7-in1k-pre_fpn_amp-ms-crop-3x_coco.py'),
+    'bcssl_convnext_tiny_k7_nobn':
+    osp.join(ROOT, 'configs', 'dino', 'benchmarks',
+             'mask-rcnn_convnext-t-k7-in1k-pre_fpn_amp-ms-crop-3x_coco.py'),
 }
-DEFAULT_MODELS = ['bcssl-t-k9', 'convnext-t']
-BASELINE = 'convnext-t'
+DEFAULT_MODELS = ['bcssl_convnext_tiny_k9', 'convnext_tiny']
+BASELINE = 'convnext_tiny'
 RESULT_PREFIX = 'BENCHMARK_RESULT '
 
 
@@ -83,8 +84,9 @@ def get_args_parser() -> argparse.ArgumentParser:
         '--models',
         nargs='+',
         default=DEFAULT_MODELS,
-        help=f'names ({", ".join(MODEL_CONFIGS)}) or mmdet config files')
-    # docs/recipes.md §6: ConvNeXt-T Mask R-CNN, 2x512 px, 2 cores: ~12 s/step
+        help=f'backbone names with a config ({", ".join(MODEL_CONFIGS)}) '
+        'or mmdet config files')
+    # docs/recipes.md §6: ConvNeXt-T Mask R-CNN, 2 x 512 px, ~12 s/step on 2 cores
     parser.add_argument('--batch-size', type=int, default=2)
     parser.add_argument('--img-size', type=int, default=512)
     parser.add_argument(
@@ -129,21 +131,13 @@ def check_args(args: argparse.Namespace) -> None:
         raise ValueError(f'--amp needs a CUDA --device (mmengine\'s '
                          f'AmpOptimWrapper is GPU-only), got {args.device!r}')
     for name in args.models:
-        if name not in MODEL_CONFIGS and not osp.isfile(name):
-            raise ValueError(f'--models: {name!r} is neither one of '
-                             f'{list(MODEL_CONFIGS)} nor a config file')
-
-
-@contextmanager
-def quiet_mmengine() -> Iterator[None]:
-    """Silence mmengine's INFO lines (one per parameter / parameter group)."""
-    logger = MMLogger.get_current_instance()
-    level = logger.level
-    logger.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
+        if name in MODEL_CONFIGS or osp.isfile(name):
+            continue
+        if name.endswith('.py'):
+            raise ValueError(f'--models: config file {name!r} does not exist')
+        parse_model_name(name)  # names the valid names of the vocabulary
+        raise ValueError(f'--models: {name!r} has no Mask R-CNN config here; '
+                         f'use one of {list(MODEL_CONFIGS)} or a config file')
 
 
 def load_config(name: str, cfg_options: Optional[dict] = None) -> Config:
@@ -161,16 +155,15 @@ def build_model(cfg: Config) -> nn.Module:
     model_cfg = copy.deepcopy(cfg.model)
     model_cfg.backbone.init_cfg = None
     # scoped, so that callers in the same process keep their default scope
-    with DefaultScope.overwrite_default_scope(cfg.get('default_scope',
-                                                      'mmdet')):
+    with DefaultScope.overwrite_default_scope(
+            cfg.get('default_scope', 'mmdet')):
         model = MODELS.build(model_cfg)
         with quiet_mmengine():
             model.init_weights()
     return revert_sync_batchnorm(model)
 
 
-def build_optimizer(model: nn.Module, cfg: Config,
-                    amp: bool) -> OptimWrapper:
+def build_optimizer(model: nn.Module, cfg: Config, amp: bool) -> OptimWrapper:
     """The config's optimizer, constructor and paramwise_cfg; fp32 unless
     ``amp``."""
     optim_cfg = copy.deepcopy(cfg.optim_wrapper)
@@ -180,13 +173,16 @@ def build_optimizer(model: nn.Module, cfg: Config,
         optim_cfg['type'] = 'OptimWrapper'
         for key in ('loss_scale', 'dtype', 'use_fsdp'):
             optim_cfg.pop(key, None)
-    with DefaultScope.overwrite_default_scope(cfg.get(
-            'default_scope', 'mmdet')), quiet_mmengine():
+    with DefaultScope.overwrite_default_scope(
+            cfg.get('default_scope', 'mmdet')), quiet_mmengine():
         return build_optim_wrapper(model, optim_cfg)
 
 
-def synthetic_batch(batch_size: int, img_size: int, num_objects: int,
-                    num_classes: int, seed: int = 0) -> dict:
+def synthetic_batch(batch_size: int,
+                    img_size: int,
+                    num_objects: int,
+                    num_classes: int,
+                    seed: int = 0) -> dict:
     """A packed mmdet batch as ``PackDetInputs`` + the dataloader give it.
 
     Returns:
@@ -209,10 +205,11 @@ def synthetic_batch(batch_size: int, img_size: int, num_objects: int,
         x1y1 = rng.uniform(0, 1, (num_objects, 2)) * (s - wh)
         boxes = np.concatenate([x1y1, x1y1 + wh], axis=1)  # (n, 4) x1y1x2y2
         centre, half = x1y1 + wh / 2, wh / 2  # (n, 2) each
-        masks = (((xs[None] - centre[:, 0, None, None]) /
-                  half[:, 0, None, None])**2 +
-                 ((ys[None] - centre[:, 1, None, None]) /
-                  half[:, 1, None, None])**2 <= 1).astype(np.uint8)
+        masks = (
+            ((xs[None] - centre[:, 0, None, None]) / half[:, 0, None, None])**2
+            +
+            ((ys[None] - centre[:, 1, None, None]) / half[:, 1, None, None])**2
+            <= 1).astype(np.uint8)
         sample = DetDataSample(
             metainfo=dict(
                 img_id=i,
@@ -224,8 +221,8 @@ def synthetic_batch(batch_size: int, img_size: int, num_objects: int,
                 flip_direction=None))
         sample.gt_instances = InstanceData(
             bboxes=HorizontalBoxes(torch.from_numpy(boxes).float()),
-            labels=torch.from_numpy(
-                rng.integers(0, num_classes, num_objects)).long(),
+            labels=torch.from_numpy(rng.integers(0, num_classes,
+                                                 num_objects)).long(),
             masks=BitmapMasks(masks, s, s))  # (n, S, S)
         samples.append(sample)
     return dict(inputs=inputs, data_samples=samples)
@@ -285,13 +282,15 @@ def run_isolated(args: argparse.Namespace, name: str) -> dict:
     """``measure`` in a fresh interpreter, so that the peak memory is its
     own."""
     worker_args = dict(vars(args), worker=name, models=[name], json=None)
-    proc = subprocess.run(
-        [sys.executable, osp.abspath(__file__), '--worker',
-         json.dumps(worker_args)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=dict(os.environ, PYTHONWARNINGS='ignore'))
+    proc = subprocess.run([
+        sys.executable,
+        osp.abspath(__file__), '--worker',
+        json.dumps(worker_args)
+    ],
+                          capture_output=True,
+                          text=True,
+                          cwd=ROOT,
+                          env=dict(os.environ, PYTHONWARNINGS='ignore'))
     lines = [
         line for line in proc.stdout.splitlines()
         if line.startswith(RESULT_PREFIX)
@@ -307,24 +306,19 @@ def _backbone_str(desc: dict) -> str:
     return f"{desc['type']} dw {kernels}, {desc['num_bn']} BN"
 
 
-def format_table(results: Dict[str, dict]) -> str:
+def results_table(results: Dict[str, dict]) -> str:
+    """Step time, memory and their ratios to ``BASELINE`` (else the first)."""
     base = BASELINE if BASELINE in results else next(iter(results))
     ref = results[base]
-    header = ('model', 'backbone', 'params (M)', 's/iter', 'spread', 'img/s',
-              'peak mem (MiB)', f'time x {base}', f'mem x {base}')
-    rows = [header]
-    for name, r in results.items():
-        rows.append((name, _backbone_str(r['backbone']),
-                     f"{r['params_m']:.1f}", f"{r['s_per_iter']:.3f}",
-                     f"{100 * r['spread']:.0f}%", f"{r['img_per_s']:.2f}",
-                     f"{r['peak_mem_mib']:.0f}",
-                     f"{r['s_per_iter'] / ref['s_per_iter']:.2f}",
-                     f"{r['peak_mem_mib'] / ref['peak_mem_mib']:.2f}"))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = [' | '.join(c.ljust(w) for c, w in zip(row, widths)).rstrip()
-             for row in rows]
-    lines.insert(1, '-+-'.join('-' * w for w in widths))
-    return '\n'.join(lines)
+    rows = [(name, _backbone_str(r['backbone']), f"{r['params_m']:.1f}",
+             f"{r['s_per_iter']:.3f}", f"{100 * r['spread']:.0f}%",
+             f"{r['img_per_s']:.2f}", f"{r['peak_mem_mib']:.0f}",
+             f"{r['s_per_iter'] / ref['s_per_iter']:.2f}",
+             f"{r['peak_mem_mib'] / ref['peak_mem_mib']:.2f}")
+            for name, r in results.items()]
+    return format_table(
+        ('model', 'backbone', 'params (M)', 's/iter', 'spread', 'img/s',
+         'peak mem (MiB)', f'time x {base}', f'mem x {base}'), rows)
 
 
 def main(args: argparse.Namespace) -> Dict[str, dict]:
@@ -336,20 +330,23 @@ def main(args: argparse.Namespace) -> Dict[str, dict]:
         return {result['name']: result}
     check_args(args)
     device = torch.device(args.device)
-    print(f'torch {torch.__version__}, device {device}, threads '
-          f'{args.threads or torch.get_num_threads()}, batch '
-          f'{args.batch_size} x {args.img_size}x{args.img_size} px, '
-          f'{args.num_objects} objects/image, '
-          f'{"AMP" if args.amp else "fp32"}, median of {args.repeats} '
-          f'steps after {args.warmup} warm-up; one process per model',
-          flush=True)
+    print(
+        f'torch {torch.__version__}, device {device}, threads '
+        f'{args.threads or torch.get_num_threads()}, batch '
+        f'{args.batch_size} x {args.img_size}x{args.img_size} px, '
+        f'{args.num_objects} objects/image, '
+        f'{"AMP" if args.amp else "fp32"}, median of {args.repeats} '
+        f'steps after {args.warmup} warm-up; one process per model',
+        flush=True)
     results: Dict[str, dict] = {}
     for name in args.models:
         results[name] = run_isolated(args, name)
-        print(f"{name:16s} {results[name]['s_per_iter']:.3f} s/iter, "
-              f"{results[name]['peak_mem_mib']:.0f} MiB", flush=True)
+        print(
+            f"{name:28s} {results[name]['s_per_iter']:.3f} s/iter, "
+            f"{results[name]['peak_mem_mib']:.0f} MiB",
+            flush=True)
     print()
-    print(format_table(results))
+    print(results_table(results))
     print(f"peak mem: {next(iter(results.values()))['memory_method']}, from "
           'just before the model is built; SyncBN run as BN')
     if args.json:

@@ -14,7 +14,7 @@ one 224x224 image (mmengine's FlopAnalyzer), the convention of the paper
 
 FlopAnalyzer counts attention written as ``matmul`` (mmpretrain's Swin window
 attention) but has no handle for the fused ``scaled_dot_product_attention``
-that mmpretrain's ViT calls; ``bcssl_mm.analysis.zoo.count_macs`` adds one, so
+that mmpretrain's ViT calls; ``bcssl_mm.analysis.count_macs`` adds one, so
 the ViT-S figure includes its attention (0.36 G of its 4.6 G).
 
     python tools/analysis_tools/get_backbone_complexity.py [--shape 224]
@@ -23,7 +23,8 @@ the ViT-S figure includes its attention (0.36 G of its 4.6 G).
 import argparse
 from typing import List, NamedTuple, Optional
 
-from bcssl_mm.analysis.zoo import ModelSpec, build_classifier, count_macs
+from bcssl_mm.analysis import build_model, count_macs, format_table
+from bcssl_mm.analysis.zoo import parse_model_name
 
 # match tolerances: the paper rounds loosely (docs/recipes.md §1); model cards
 # print 0.1 M and 0.01 G (timm 0.1 G), and counters differ in what they
@@ -39,43 +40,55 @@ class Reference(NamedTuple):
 
 
 class Row(NamedTuple):
+    """A row of the table.
+
+    Args:
+        name (str): The paper's name of the model, printed.
+        model (str): Its name in ``bcssl_mm.analysis.zoo``'s vocabulary.
+        paper_params_m (float, optional): Parameters (M) the paper prints.
+        paper_gflops (float, optional): GFLOPs the paper prints.
+        reference (Reference, optional): Published counts of the model.
+        note (str, optional): A footnote.
+    """
     name: str
-    arch: Optional[str]
-    kernel_size: Optional[int]
-    with_bn: bool
+    model: str
     paper_params_m: Optional[float]
     paper_gflops: Optional[float]
-    family: str = 'bcssl'
     reference: Optional[Reference] = None
     note: Optional[str] = None
 
     @property
-    def spec(self) -> ModelSpec:
-        return ModelSpec(self.name, self.family, self.arch, self.kernel_size,
-                         self.with_bn)
+    def kernel_size(self) -> Optional[int]:
+        return parse_model_name(self.model).kernel_size
 
 
 TV = 'torchvision card'
 # paper: docs/recipes.md §1 (Tables 1, 2, 5) and §5 (Table 3)
 ROWS = [
-    Row('ConvNeXt-T (no BN)', 'tiny', 3, False, 28, None),
-    Row('ConvNeXt-T (no BN)', 'tiny', 5, False, 28, None),
-    Row('ConvNeXt-T (no BN)', 'tiny', 7, False, 29, None),
-    Row('BC-SSL-T', 'tiny', 3, True, 28, 4.4),
-    Row('BC-SSL-T', 'tiny', 5, True, 28, 4.4),
-    Row('BC-SSL-T', 'tiny', 7, True, 29, 4.5),
-    Row('BC-SSL-T', 'tiny', 9, True, 29, 4.5),
-    Row('BC-SSL-T', 'tiny', 15, True, 30, 4.8),
-    Row('BC-SSL-S', 'small', 9, True, 50, None),
-    Row('Swin-T', None, None, False, 28, None, 'swin-t',
+    Row('ConvNeXt-T (no BN)', 'bcssl_convnext_tiny_k3_nobn', 28, None),
+    Row('ConvNeXt-T (no BN)', 'bcssl_convnext_tiny_k5_nobn', 28, None),
+    Row('ConvNeXt-T (no BN)', 'bcssl_convnext_tiny_k7_nobn', 29, None),
+    Row('BC-SSL-T', 'bcssl_convnext_tiny_k3', 28, 4.4),
+    Row('BC-SSL-T', 'bcssl_convnext_tiny_k5', 28, 4.4),
+    Row('BC-SSL-T', 'bcssl_convnext_tiny_k7', 29, 4.5),
+    Row('BC-SSL-T', 'bcssl_convnext_tiny_k9', 29, 4.5),
+    Row('BC-SSL-T', 'bcssl_convnext_tiny_k15', 30, 4.8),
+    Row('BC-SSL-S', 'bcssl_convnext_small_k9', 50, None),
+    Row('Swin-T', 'swin_tiny_patch4_window7_224', 28, None,
         Reference(28.3, 4.49, TV)),
-    Row('Swin-S', None, None, False, 49, None, 'swin-s',
+    Row('Swin-S', 'swin_small_patch4_window7_224', 49, None,
         Reference(49.6, 8.74, TV)),
-    Row('ViT-S/16', None, None, False, 21, None, 'vit-s',
+    Row('ViT-S/16',
+        'vit_small_patch16_224',
+        21,
+        None,
         Reference(22.1, 4.6, 'timm deit_small_patch16_224 card'),
         note='the paper\'s 21M (from DINO) is the backbone without the '
         'head'),
-    Row('ResNet-50', None, None, False, None, None, 'resnet50',
+    Row('ResNet-50',
+        'resnet50',
+        None,
+        None,
         Reference(25.6, 4.09, TV),
         note='Table 1 baseline; the paper prints no size for it'),
 ]
@@ -90,15 +103,13 @@ def get_args_parser() -> argparse.ArgumentParser:
         help='input side in pixels (also sets ViT\'s position embedding, so '
         'its parameters, and Swin\'s padding of small maps)')
     parser.add_argument(
-        '--no-flops',
-        action='store_true',
-        help='count parameters only (fast)')
+        '--no-flops', action='store_true', help='count parameters only (fast)')
     return parser
 
 
 def count(row: Row, shape: int, flops: bool) -> dict:
     """Parameters (M, with head and backbone only) and GFLOPs of ``row``."""
-    model = build_classifier(row.spec, img_size=shape)
+    model = build_model(row.model, img_size=shape)
     params = sum(p.numel() for p in model.parameters())
     backbone = sum(p.numel() for p in model.backbone.parameters())
     return dict(
@@ -109,8 +120,10 @@ def count(row: Row, shape: int, flops: bool) -> dict:
 
 def _match(pairs: List[tuple]) -> str:
     """'yes' / 'NO' over (value, target, tol); '-' when nothing to compare."""
-    checks = [abs(v - t) <= tol for v, t, tol in pairs
-              if v is not None and t is not None]
+    checks = [
+        abs(v - t) <= tol for v, t, tol in pairs
+        if v is not None and t is not None
+    ]
     return '-' if not checks else 'yes' if all(checks) else 'NO'
 
 
@@ -118,12 +131,9 @@ def _fmt(value: Optional[float], spec: str = 'g') -> str:
     return '-' if value is None else format(value, spec)
 
 
-def format_table(rows: List[Row], results: List[dict]) -> str:
-    header = ('model', 'kernel', 'params (M)', 'backbone (M)', 'paper',
-              'GFLOPs', 'paper', 'match', 'reference', 'ref source',
-              'ref match')
-    lines = [header]
-    notes = []
+def results_table(rows: List[Row], results: List[dict]) -> str:
+    """The counts beside the paper's and the references', footnotes below."""
+    lines, notes = [], []
     for row, res in zip(rows, results):
         ref = row.reference
         name = row.name
@@ -134,20 +144,18 @@ def format_table(rows: List[Row], results: List[dict]) -> str:
             (name, _fmt(row.kernel_size), f"{res['params_m']:.2f}",
              f"{res['backbone_m']:.2f}", _fmt(row.paper_params_m),
              _fmt(res['gflops'], '.2f'), _fmt(row.paper_gflops),
-             _match([(res['params_m'], row.paper_params_m,
-                      PAPER_PARAMS_TOL_M),
+             _match([(res['params_m'], row.paper_params_m, PAPER_PARAMS_TOL_M),
                      (res['gflops'], row.paper_gflops, PAPER_GFLOPS_TOL)]),
-             '-' if ref is None else f'{ref.params_m:g}M / {ref.gflops:g}G',
-             '-' if ref is None else ref.source,
-             '-' if ref is None else _match([
-                 (res['params_m'], ref.params_m, REF_PARAMS_TOL_M),
-                 (res['gflops'], ref.gflops, REF_GFLOPS_TOL)
-             ])))
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    out = [' | '.join(c.ljust(w) for c, w in zip(line, widths)).rstrip()
-           for line in lines]
-    out.insert(1, '-+-'.join('-' * w for w in widths))
-    return '\n'.join(out + notes)
+             None if ref is None else f'{ref.params_m:g}M / {ref.gflops:g}G',
+             None if ref is None else ref.source,
+             None if ref is None else _match([(res['params_m'], ref.params_m,
+                                               REF_PARAMS_TOL_M),
+                                              (res['gflops'], ref.gflops,
+                                               REF_GFLOPS_TOL)])))
+    header = ('model', 'kernel', 'params (M)', 'backbone (M)', 'paper',
+              'GFLOPs', 'paper', 'match', 'reference', 'ref source',
+              'ref match')
+    return format_table(header, lines, notes=notes)
 
 
 def main(args: argparse.Namespace) -> List[dict]:
@@ -158,7 +166,7 @@ def main(args: argparse.Namespace) -> List[dict]:
           f'{PAPER_PARAMS_TOL_M:g}M, FLOPs within {PAPER_GFLOPS_TOL:g}G); '
           'reference: published model cards (ref match: params within '
           f'{REF_PARAMS_TOL_M:g}M, FLOPs within {REF_GFLOPS_TOL:g}G).')
-    print(format_table(ROWS, results))
+    print(results_table(ROWS, results))
     return results
 
 

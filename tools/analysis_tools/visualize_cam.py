@@ -9,13 +9,18 @@ per image, the model/method named in a left margin of ``LABEL_MARGIN`` pixels;
 it is ``rows * img_size`` pixels high, ``LABEL_MARGIN + cols * img_size`` wide.
 
     python tools/analysis_tools/visualize_cam.py --img-dir data/shapes/val \\
-        --models bcssl-t-k9 resnet50 vit-s swin-t --method both \\
-        --checkpoint bcssl-t-k9=work_dirs/linear/epoch_100.pth \\
+        --models bcssl_convnext_tiny_k9 resnet50 vit_small_patch16_224 \\
+        swin_tiny_patch4_window7_224 --method both \\
+        --checkpoint bcssl_convnext_tiny_k9=work_dirs/linear/epoch_100.pth \\
         --out work_dirs/cam/cam_grid.png
 
-CAM target layers: BC-SSL, the last stage; ResNet-50, the last bottleneck;
-ViT-S and Swin-T, the first LayerNorm of the last block, its tokens reshaped to
-a 2-D map (ViT: the class token dropped; Swin: mmpretrain gives
+Model names: ``bcssl_mm.analysis.zoo`` (the mmpretrain models: not
+``timm::``). A checkpoint must hold the whole backbone (``backbone.*`` keys)
+with the model's shapes; a head it lacks stays random.
+
+CAM target layers: BC-SSL and ConvNeXt, the last stage; ResNet-50, the last
+bottleneck; ViT-S and Swin, the first LayerNorm of the last block, its tokens
+reshaped to a 2-D map (ViT: the class token dropped; Swin: mmpretrain gives
 ``(N, H * W, C)`` in row-major order and no class token).
 """
 import argparse
@@ -32,10 +37,9 @@ from pytorch_grad_cam import EigenCAM, GradCAM
 from pytorch_grad_cam.utils.image import show_cam_on_image
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-from bcssl_mm.analysis.zoo import (ModelSpec, add_model_args, list_images,
-                                   load_images, load_model,
-                                   parse_checkpoints, parse_model_name,
-                                   tokens_to_map)
+from bcssl_mm.analysis import (ModelSpec, add_model_args, list_images,
+                               load_images, load_model, parse_checkpoints,
+                               parse_model_names, tokens_to_map)
 
 CAM_METHODS = {'gradcam': GradCAM, 'eigencam': EigenCAM}
 METHOD_TITLES = {'gradcam': 'Grad-CAM', 'eigencam': 'Eigen-CAM'}
@@ -47,18 +51,18 @@ def cam_target(spec: ModelSpec,
                model: nn.Module) -> Tuple[nn.Module, Optional[Callable]]:
     """The CAM target layer of ``model`` and its ``reshape_transform``."""
     backbone = model.backbone
-    if spec.family == 'bcssl':
+    if spec.family in ('bcssl', 'convnext'):
         return backbone.stages[-1], None
-    if spec.family == 'resnet50':
+    if spec.family == 'resnet':
         return backbone.layer4[-1], None
-    if spec.family == 'vit-s':
+    if spec.family == 'vit':
         return backbone.layers[-1].ln1, partial(
             tokens_to_map, num_extra_tokens=backbone.num_extra_tokens)
-    if spec.family == 'swin-t':
+    if spec.family == 'swin':
         # mmpretrain 1.2.0's SwinBlock names its first LayerNorm ``norm1``;
         # its output is (N, H * W, C), no class token
         return backbone.stages[-1].blocks[-1].norm1, tokens_to_map
-    raise ValueError(f'unknown model family {spec.family!r}')
+    raise ValueError(f'model {spec.name!r}: unknown family {spec.family!r}')
 
 
 def compute_cams(model: nn.Module,
@@ -138,7 +142,10 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         '--img-dir', required=True, help='folder of jpg/jpeg/png/bmp images')
-    add_model_args(parser, ['bcssl-t-k9', 'resnet50', 'vit-s', 'swin-t'])
+    add_model_args(parser, [
+        'bcssl_convnext_tiny_k9', 'resnet50', 'vit_small_patch16_224',
+        'swin_tiny_patch4_window7_224'
+    ])
     parser.add_argument(
         '--method', choices=['gradcam', 'eigencam', 'both'], default='both')
     parser.add_argument(
@@ -158,7 +165,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace) -> np.ndarray:
-    specs = [parse_model_name(name) for name in args.models]
+    specs = parse_model_names(args.models, mmpretrain_only=True)
     checkpoints = parse_checkpoints(args.checkpoint, args.models)
     if (args.target_class is not None
             and not 0 <= args.target_class < args.num_classes):

@@ -31,10 +31,14 @@ Writes one PNG with a heatmap panel per model (``erf.png``), the ratios as
 RepLKNet's ``analyze_erf.py``) to ``--out-dir``, and prints a table.
 
     python tools/analysis_tools/visualize_erf.py --img-dir path/to/images \\
-        --models bcssl-t-k3 bcssl-t-k9 resnet50 --num-images 50 \\
-        --checkpoint bcssl-t-k9=work_dirs/bcssl/epoch_800.pth
+        --models bcssl_convnext_tiny_k3 bcssl_convnext_tiny_k9 resnet50 \\
+        --num-images 50 \\
+        --checkpoint bcssl_convnext_tiny_k9=work_dirs/bcssl/epoch_800.pth
     python tools/analysis_tools/visualize_erf.py --random 8 \\
-        --models bcssl-atto-k3 bcssl-atto-k9 --img-size 160
+        --models bcssl_convnext_atto_k3 bcssl_convnext_atto_k9 --img-size 160
+
+Model names: ``bcssl_mm.analysis.zoo`` (the mmpretrain models: not
+``timm::``).
 """
 import argparse
 import json
@@ -50,10 +54,8 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 from timm.data.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
-from bcssl_mm.analysis import zoo
+from bcssl_mm.analysis import format_table, zoo
 from bcssl_mm.analysis.zoo import add_model_args
-
-
 
 THRESHOLDS = (0.2, 0.3, 0.5, 0.99)
 # figure: one PANEL_PX x (PANEL_PX + TITLE_PX) panel per model, at DPI
@@ -73,18 +75,18 @@ def feature_layer(spec: zoo.ModelSpec,
         ``(N, C, H, W)``.
     """
     backbone = model.backbone
-    if spec.family == 'bcssl':
+    if spec.family in ('bcssl', 'convnext'):
         return backbone.stages[-1], nn.Identity()
-    if spec.family == 'resnet50':
+    if spec.family == 'resnet':
         return backbone.layer4, nn.Identity()
-    if spec.family == 'vit-s':
+    if spec.family == 'vit':
         return backbone.layers[-1], partial(
             zoo.tokens_to_map, num_extra_tokens=backbone.num_extra_tokens)
-    if spec.family == 'swin-t':
+    if spec.family == 'swin':
         # SwinBlockSequence returns (tokens (N, H * W, C), (H, W))
         return backbone.stages[-1], lambda out: zoo.tokens_to_map(
             out[0], hw_shape=out[1])
-    raise ValueError(f'unknown model family {spec.family!r}')
+    raise ValueError(f'model {spec.name!r}: unknown family {spec.family!r}')
 
 
 def contribution_maps(model: nn.Module,
@@ -221,23 +223,13 @@ def plot_erfs(erfs: Dict[str, np.ndarray],
     fig.savefig(path, dpi=DPI)
 
 
-def format_table(results: Dict[str, dict]) -> str:
+def results_table(results: Dict[str, dict]) -> str:
     """Area ratio (square side) per model and threshold."""
     keys = [f'{round(t * 100)}' for t in THRESHOLDS]
-    lines = [['model'] + [f't={k}%' for k in keys]]
-    for name, res in results.items():
-        lines.append([name] + [
-            f"{res['area_ratio'][k]:.4f} ({res['side_length'][k]})"
-            for k in keys
-        ])
-    widths = [
-        max(len(line[i]) for line in lines) for i in range(len(keys) + 1)
-    ]
-    out = [
-        ' | '.join(c.ljust(w) for c, w in zip(line, widths)) for line in lines
-    ]
-    out.insert(1, '-+-'.join('-' * w for w in widths))
-    return '\n'.join(out)
+    rows = [[name] + [
+        f"{res['area_ratio'][k]:.4f} ({res['side_length'][k]})" for k in keys
+    ] for name, res in results.items()]
+    return format_table(['model'] + [f't={k}%' for k in keys], rows)
 
 
 def image_batches(args: argparse.Namespace) -> Iterator[torch.Tensor]:
@@ -255,7 +247,7 @@ def image_batches(args: argparse.Namespace) -> Iterator[torch.Tensor]:
     paths = zoo.list_images(args.img_dir, args.num_images)
     for start in range(0, len(paths), args.batch_size):
         yield zoo.load_images(paths[start:start + args.batch_size],
-                                   args.img_size)[1]
+                              args.img_size)[1]
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -267,7 +259,8 @@ def get_args_parser() -> argparse.ArgumentParser:
         type=int,
         metavar='N',
         help='use N uniform-noise images instead of --img-dir')
-    add_model_args(parser, ['bcssl-t-k3', 'bcssl-t-k9'])
+    add_model_args(parser,
+                   ['bcssl_convnext_tiny_k3', 'bcssl_convnext_tiny_k9'])
     parser.add_argument(
         '--img-size',
         type=int,
@@ -299,7 +292,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace) -> Dict[str, dict]:
-    specs = [zoo.parse_model_name(name) for name in args.models]
+    specs = zoo.parse_model_names(args.models, mmpretrain_only=True)
     checkpoints = zoo.parse_checkpoints(args.checkpoint, args.models)
     log_scale = not args.no_log
     os.makedirs(args.out_dir, exist_ok=True)
@@ -307,8 +300,8 @@ def main(args: argparse.Namespace) -> Dict[str, dict]:
     erfs, results = {}, {}
     for spec in specs:
         model = zoo.load_model(spec, args.img_size, 1000,
-                                    checkpoints.get(spec.name), args.device,
-                                    args.seed)
+                               checkpoints.get(spec.name), args.device,
+                               args.seed)
         layer, to_map = feature_layer(spec, model)
         batches = (b.to(args.device) for b in image_batches(args))
         erf, count = compute_erf(model, layer, to_map, batches, args.grad_agg)
@@ -326,7 +319,7 @@ def main(args: argparse.Namespace) -> Dict[str, dict]:
     print('High-contribution area ratio (square side in pixels) of '
           f"{'log10(ERF + 1)' if log_scale else 'the raw ERF'}, "
           f'{args.img_size}x{args.img_size} inputs:')
-    print(format_table(results))
+    print(results_table(results))
     print(f'-> {args.out_dir}/erf.png, erf.json, <model>.npy')
     return results
 
