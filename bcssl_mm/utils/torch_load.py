@@ -62,12 +62,28 @@ def _history_buffer_getattr(obj: Any, name: str) -> Any:
         f'getattr({obj!r}, {name!r}) is not allowed in a checkpoint')
 
 
+def _pickled_bytes(*args: Any) -> bytes:
+    """Stands in for ``builtins.bytes`` while unpickling.
+
+    Pickle protocol 2 (``torch.save``'s) writes an empty ``bytes`` (numpy's
+    data of an empty HistoryBuffer) as the call ``bytes()``. Only that and
+    ``bytes(str, encoding)`` are answered: ``bytes(n)`` would let a file
+    allocate any amount of memory.
+    """
+    if not args or (len(args) == 2 and all(isinstance(a, str)
+                                           for a in args)):
+        return bytes(*args)
+    raise pickle.UnpicklingError(
+        f'bytes{tuple(type(a).__name__ for a in args)} is not allowed in a '
+        'checkpoint')
+
+
 # The training state mmengine 0.10.7 writes into every checkpoint: the
 # message hub's HistoryBuffers, numpy scalars and arrays (logged values,
 # numpy's RNG state saved by bcssl_mm's RngStateHook).
 MMENGINE_SAFE_GLOBALS: List[Any] = [
     HistoryBuffer, (_history_buffer_getattr, 'builtins.getattr'),
-    *_numpy_globals()
+    (_pickled_bytes, 'builtins.bytes'), *_numpy_globals()
 ]
 
 # DINO checkpoints (official and the BC-SSL authors' fork) hold their

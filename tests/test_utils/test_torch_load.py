@@ -47,9 +47,10 @@ def test_malicious_checkpoint_is_refused_and_runs_nothing(tmp_path, load):
 def test_mmengine_training_state_loads(tmp_path, monkeypatch):
     buf = HistoryBuffer()
     buf.update(np.float64(0.5))
+    empty = HistoryBuffer()  # its arrays pickle as bytes()
     state = dict(
         state_dict={'w': torch.ones(2)},
-        message_hub=dict(log_scalars={'loss': buf}),
+        message_hub=dict(log_scalars={'loss': buf, 'unused': empty}),
         rng=np.random.get_state(),
         scalar=np.float32(1.5),
         meta=dict(epoch=3, seed=np.int64(7)))
@@ -59,6 +60,7 @@ def test_mmengine_training_state_loads(tmp_path, monkeypatch):
     loaded = load_from_local(str(tmp_path / 'ok.pth'))
     assert torch.equal(loaded['state_dict']['w'], torch.ones(2))
     assert loaded['message_hub']['log_scalars']['loss'].current() == 0.5
+    assert len(loaded['message_hub']['log_scalars']['unused'].data[0]) == 0
     np.testing.assert_array_equal(loaded['rng'][1], state['rng'][1])
     assert loaded['meta']['seed'] == 7
     # the allowlist is scoped to the call, not added to the process
