@@ -3,6 +3,7 @@
 #               BC-SSL on its images, extract the teacher, fine-tune Mask
 #               R-CNN from it, print the COCO bbox/segm table
 #   make test   set up .venv, run the test suite
+#   make lint   flake8, isort and yapf with OpenMMLab's settings (setup.cfg)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DINO_CONFIG := configs/dino/dino_bcssl-atto-k9_1xb32-coslr-10e_shapes.py
@@ -14,7 +15,7 @@ DEMO_WORK_DIR := work_dirs/mask-rcnn_bcssl-atto-k9_fpn_1xb4-8e_shapes
 RANDOM_CONFIG := configs/dino/benchmarks/mask-rcnn_bcssl-atto-k9-scratch_fpn_1xb4-8e_shapes.py
 RANDOM_WORK_DIR := work_dirs/mask-rcnn_bcssl-atto-k9-scratch_fpn_1xb4-8e_shapes
 
-.PHONY: env data demo demo-random-init test clean-demo
+.PHONY: env data demo demo-random-init test lint clean-demo
 
 env:
 	@VENV=$(VENV) bash tools/install_env.sh
@@ -38,6 +39,13 @@ demo-random-init: data
 
 test: env
 	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+# OpenMMLab's flake8 / isort / yapf (settings in setup.cfg); CI runs it first
+LINT_PATHS := bcssl_mm tools tests configs setup.py
+lint: env
+	$(PY) -m flake8 $(LINT_PATHS)
+	$(PY) -m isort --check-only --diff $(LINT_PATHS)
+	$(PY) -m yapf --diff --recursive $(LINT_PATHS)
 
 clean-demo:
 	rm -rf $(DINO_WORK_DIR) $(DEMO_WORK_DIR) $(RANDOM_WORK_DIR)

@@ -112,8 +112,9 @@ else
 fi
 pip install -q --no-deps --force-reinstall "$wheel"
 
-log "OpenMMLab stack, timm, pycocotools, pytest"
-pip install -q -c "$constraints" -r requirements/runtime.txt -r requirements/tests.txt
+log "OpenMMLab stack, timm, pycocotools, pytest, linters"
+pip install -q -c "$constraints" -r requirements/runtime.txt -r requirements/tests.txt \
+  -r requirements/lint.txt
 log "bcssl_mm (editable)"
 pip install -q --no-deps --no-build-isolation -e .
 
