@@ -171,16 +171,22 @@ def test_pretrained_cfg_agrees_with_model(name):
     assert params[cfg['first_conv'] + '.weight'].shape[1] == c
     assert params[cfg['classifier'] + '.weight'].shape == (1000,
                                                            model.num_features)
+
+
+def test_pretrained_cfg_preprocessing_is_the_training_one():
     # the normalisation the models are pretrained with
     dino = Config.fromfile(
         'configs/dino/dino_bcssl-t-k9_8xb64-amp-coslr-100e_in1k.py')
     preprocessor = dino.model.data_preprocessor
     assert preprocessor.to_rgb
-    for key in ('mean', 'std'):
-        assert cfg[key] == pytest.approx([v / 255 for v in preprocessor[key]],
-                                         abs=1e-4)
-    # evaluation: resize 256, centre crop 224 (RECIPES.md, k-NN / linear)
-    assert cfg['crop_pct'] == 224 / 256 and cfg['crop_mode'] == 'center'
+    for name in NAMES:
+        cfg = timm.get_pretrained_cfg(name).to_dict()
+        for key in ('mean', 'std'):
+            assert cfg[key] == pytest.approx(
+                [v / 255 for v in preprocessor[key]], abs=1e-4)
+        # evaluation: resize 256, centre crop 224 (RECIPES.md, k-NN / linear)
+        assert cfg['crop_pct'] == 224 / 256 and cfg['crop_mode'] == 'center'
+        assert cfg['interpolation'] == 'bicubic'
 
 
 def test_features_only():
@@ -323,3 +329,19 @@ def test_init_weights_after_to_empty():
         assert torch.isfinite(t.float()).all(), name
         if 'norm' in name or 'gamma' in name or 'running' in name:
             torch.testing.assert_close(t, ref, msg=name)  # deterministic
+
+
+def test_layer_decay_groups():
+    from timm.optim import param_groups_layer_decay
+    model = timm.create_model('bcssl_convnext_atto', num_classes=10)
+    names = {id(p): n for n, p in model.named_parameters()}
+    scale = {
+        names[id(p)]: g['lr_scale']
+        for g in param_groups_layer_decay(model, layer_decay=0.5)
+        for p in g['params']
+    }
+    assert set(scale) == {n for n, _ in model.named_parameters()}
+    stem = scale['backbone.downsample_layers.0.0.weight']
+    first = scale['backbone.stages.0.0.depthwise_conv.weight']
+    last = scale['backbone.stages.3.1.depthwise_conv.weight']
+    assert stem < first < last < scale['head.fc.weight'] == 1.0

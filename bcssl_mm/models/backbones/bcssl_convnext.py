@@ -20,9 +20,11 @@ trunk kept in channels-last memory so that the block's permutes are free views,
 and on CPU the MLP run over row tiles with GELU and the residual add fused into
 the oneDNN matmuls.
 
-The training-form forward compiles with ``torch.jit.script`` and traces with
-``torch.fx``: the LN2d norms are built as :class:`ScriptableLayerNorm2d`, which
-computes what mmpretrain's ``LayerNorm2d`` computes and has its parameters.
+The model traces with ``torch.fx`` and its blocks and stages (training form)
+compile with ``torch.jit.script``, which the timm models use: the LN2d norms
+are built as :class:`ScriptableLayerNorm2d`, which computes what mmpretrain's
+``LayerNorm2d`` computes and has its parameters. ``BCSSLConvNeXt.forward``
+itself (mmpretrain's) is not compiled by TorchScript.
 """
 from typing import Dict, Optional, Sequence, Tuple, Union
 
