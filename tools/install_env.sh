@@ -129,3 +129,6 @@ print(f'[install_env] torch {torch.__version__}, torchvision '
 PY
 echo "$stamp_value" > "$stamp_file"
 log "done in $((SECONDS - start)) s"
+# timm's own model tests (not vendored), for test_timm_upstream_suite.py
+"$PY" tools/fetch_timm_tests.py --cache-dir "$CACHE_DIR" \
+  || log "could not fetch timm's tests; test_timm_upstream_suite.py will skip"

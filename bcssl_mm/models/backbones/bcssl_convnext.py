@@ -19,6 +19,12 @@ float rounding): BN and layer scale folded into the adjacent linear maps, the
 trunk kept in channels-last memory so that the block's permutes are free views,
 and on CPU the MLP run over row tiles with GELU and the residual add fused into
 the oneDNN matmuls.
+
+The model traces with ``torch.fx`` and its blocks and stages (training form)
+compile with ``torch.jit.script``, which the timm models use: the LN2d norms
+are built as :class:`ScriptableLayerNorm2d`, which computes what mmpretrain's
+``LayerNorm2d`` computes and has its parameters. ``BCSSLConvNeXt.forward``
+itself (mmpretrain's) is not compiled by TorchScript.
 """
 import re
 from typing import Dict, List, Optional, Sequence, Tuple, Union
@@ -29,7 +35,6 @@ import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 from mmdet.registry import MODELS as MMDET_MODELS
 from mmengine.logging import MMLogger
-from mmengine.model import ModuleList, Sequential
 from mmpretrain.models.backbones.base_backbone import BaseBackbone
 from mmpretrain.models.backbones.convnext import ConvNeXt, ConvNeXtBlock
 from mmpretrain.models.utils import LayerNorm2d, build_norm_layer
@@ -45,6 +50,58 @@ _HAS_MKLDNN_LINEAR = (
     and hasattr(torch.ops.mkldnn, '_linear_pointwise'))
 
 
+class ScriptableLayerNorm2d(LayerNorm2d, nn.LayerNorm):
+    """mmpretrain's ``LayerNorm2d`` with a typed forward and no assert.
+
+    The same ops in the same order, hence the same outputs and parameters;
+    the upstream forward has an untyped ``data_format`` and an assert on the
+    input's rank, which ``torch.jit.script`` cannot compile and ``torch.fx``
+    cannot trace. ``nn.LayerNorm`` is named as a direct base so that
+    mmengine's initialisers, which match ``layer`` names against a module's
+    class and its direct bases, treat it as a ``LayerNorm``.
+
+    Args:
+        num_channels (int): Number of channels.
+        **kwargs: ``nn.LayerNorm``'s (``eps``, ``elementwise_affine``, ...).
+    """
+
+    def forward(self,
+                x: torch.Tensor,
+                data_format: str = 'channel_first') -> torch.Tensor:
+        if data_format == 'channel_last':  # (N, H, W, C)
+            return F.layer_norm(x, self.normalized_shape, self.weight,
+                                self.bias, self.eps)
+        x = F.layer_norm(
+            x.permute(0, 2, 3, 1), self.normalized_shape, self.weight,
+            self.bias, self.eps)  # (N, H, W, C)
+        return x.permute(0, 3, 1, 2).contiguous()  # (N, C, H, W)
+
+
+def _convert_layer_norm2d(norm: nn.Module, cls: type) -> nn.Module:
+    """Return ``norm`` as a ``cls`` (a LayerNorm2d subclass) with its
+    parameters, device and ``requires_grad``; other norms unchanged."""
+    if not isinstance(norm, LayerNorm2d) or type(norm) is cls:
+        return norm
+    new = cls(
+        norm.num_channels,
+        eps=norm.eps,
+        elementwise_affine=norm.elementwise_affine,
+        bias=norm.bias is not None)
+    new.load_state_dict(norm.state_dict())
+    ref = next(norm.parameters(), None)
+    if ref is not None:
+        new.to(ref)
+        new.requires_grad_(ref.requires_grad)
+    return new
+
+
+def build_norm(cfg: dict, num_channels: int) -> nn.Module:
+    """mmpretrain's ``build_norm_layer``, with LN2d built as
+    :class:`ScriptableLayerNorm2d`."""
+    return _convert_layer_norm2d(
+        build_norm_layer(cfg, num_channels), ScriptableLayerNorm2d)
+
+
 def check_kernel_size(kernel_size: int) -> int:
     """Return ``kernel_size`` if it is an odd integer >= 3, else raise."""
     if (isinstance(kernel_size, bool) or not isinstance(kernel_size, int)
@@ -54,7 +111,7 @@ def check_kernel_size(kernel_size: int) -> int:
     return kernel_size
 
 
-class ChannelsLastLayerNorm2d(LayerNorm2d):
+class ChannelsLastLayerNorm2d(ScriptableLayerNorm2d):
     """mmpretrain's ``LayerNorm2d`` with a channels-last output.
 
     The upstream norm copies its output back to NCHW-contiguous; this one
@@ -68,12 +125,14 @@ class ChannelsLastLayerNorm2d(LayerNorm2d):
     def forward(self,
                 x: torch.Tensor,
                 data_format: str = 'channel_first') -> torch.Tensor:
-        if data_format != 'channel_first':
-            return super().forward(x, data_format)
-        x = F.layer_norm(
-            x.permute(0, 2, 3, 1), self.normalized_shape, self.weight,
-            self.bias, self.eps)  # (N, H, W, C)
-        return x.permute(0, 3, 1, 2)  # (N, C, H, W), channels-last
+        channel_first = data_format == 'channel_first'
+        if channel_first:
+            x = x.permute(0, 2, 3, 1)  # (N, H, W, C)
+        x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias,
+                         self.eps)
+        if channel_first:
+            x = x.permute(0, 3, 1, 2)  # (N, C, H, W), channels-last
+        return x
 
 
 class BCSSLConvNeXtBlock(ConvNeXtBlock):
@@ -97,7 +156,16 @@ class BCSSLConvNeXtBlock(ConvNeXtBlock):
         layer_scale_init_value (float): Initial layer scale; <= 0 disables
             it. Defaults to 1e-6.
         with_cp (bool): Gradient checkpointing. Defaults to False.
+        linear_pw_conv (bool): Pointwise layers as ``nn.Linear`` on
+            channels-last tensors (True) or as 1x1 convs (False), as in
+            mmpretrain. Defaults to True.
+        use_grn (bool): Global response norm after the activation (ConvNeXt
+            V2, https://arxiv.org/abs/2301.00808), as in mmpretrain; it is
+            mmpretrain's ``GRN``, which TorchScript cannot compile.
+            Defaults to False.
     """
+    # mmengine's BaseModule.is_init has an untyped setter
+    __jit_unused_properties__ = ['is_init']
     # deploy form on CPU: largest hidden (rows, 4C) tile of the MLP in bytes
     # (0: no tiling), and GELU / residual add fused into oneDNN's matmuls
     DEPLOY_TILE_BYTES = 2**24
@@ -112,7 +180,9 @@ class BCSSLConvNeXtBlock(ConvNeXtBlock):
                  mlp_ratio: float = 4.,
                  drop_path_rate: float = 0.,
                  layer_scale_init_value: float = 1e-6,
-                 with_cp: bool = False) -> None:
+                 with_cp: bool = False,
+                 linear_pw_conv: bool = True,
+                 use_grn: bool = False) -> None:
         check_kernel_size(kernel_size)
         super().__init__(
             in_channels,
@@ -123,13 +193,14 @@ class BCSSLConvNeXtBlock(ConvNeXtBlock):
             norm_cfg=norm_cfg,
             act_cfg=act_cfg,
             mlp_ratio=mlp_ratio,
-            linear_pw_conv=True,
+            linear_pw_conv=linear_pw_conv,
             drop_path_rate=drop_path_rate,
             layer_scale_init_value=layer_scale_init_value,
-            use_grn=False,
+            use_grn=use_grn,
             with_cp=with_cp)
+        self.norm = build_norm(norm_cfg, in_channels)
         self.dw_norm = (
-            build_norm_layer(dw_norm_cfg, in_channels)
+            build_norm(dw_norm_cfg, in_channels)
             if dw_norm_cfg is not None else nn.Identity())
 
         self.deploy = False
@@ -137,21 +208,40 @@ class BCSSLConvNeXtBlock(ConvNeXtBlock):
     def _inner_forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = x
         x = self.dw_norm(self.depthwise_conv(x))  # (N, C, H, W)
-        x = x.permute(0, 2, 3, 1)  # (N, H, W, C)
-        x = self.norm(x, data_format='channel_last')
-        x = self.pointwise_conv2(self.act(self.pointwise_conv1(x)))
-        if self.gamma is not None:
-            x = x * self.gamma
-        x = x.permute(0, 3, 1, 2)  # (N, C, H, W)
+        if self.linear_pw_conv:
+            x = x.permute(0, 2, 3, 1)  # (N, H, W, C)
+            x = self.norm(x, data_format='channel_last')
+            x = self.act(self.pointwise_conv1(x))
+            if self.grn is not None:
+                x = self.grn(x, data_format='channel_last')
+            x = self.pointwise_conv2(x)
+            if self.gamma is not None:
+                x = x * self.gamma
+            x = x.permute(0, 3, 1, 2)  # (N, C, H, W)
+        else:  # 1x1 convs on (N, C, H, W)
+            x = self.norm(x, data_format='channel_first')
+            x = self.act(self.pointwise_conv1(x))
+            if self.grn is not None:
+                x = self.grn(x, data_format='channel_first')
+            x = self.pointwise_conv2(x)
+            if self.gamma is not None:
+                x = x * self.gamma.view(1, -1, 1, 1)
         return shortcut + self.drop_path(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.deploy:
             return self._deploy_forward(x)
+        # NOTE: with_cp is tested first: fx cannot branch on the traced
+        # x.requires_grad, and TorchScript compiles no checkpointing
         if self.with_cp and x.requires_grad:
-            return cp.checkpoint(self._inner_forward, x, use_reentrant=False)
+            return self._checkpointed_forward(x)
         return self._inner_forward(x)
 
+    @torch.jit.unused
+    def _checkpointed_forward(self, x: torch.Tensor) -> torch.Tensor:
+        return cp.checkpoint(self._inner_forward, x, use_reentrant=False)
+
+    @torch.jit.unused
     def _deploy_forward(self, x: torch.Tensor) -> torch.Tensor:
         # channels-last (N, C, H, W) is (N, H, W, C) in memory: the permutes
         # below are views and LayerNorm and the MLP see contiguous rows
@@ -162,7 +252,12 @@ class BCSSLConvNeXtBlock(ConvNeXtBlock):
         x = x.reshape(-1, c)  # (N*H*W, C)
         shortcut_rows = shortcut.permute(0, 2, 3, 1).reshape(-1, c)
         tiles = self._num_tiles(x)
-        if tiles == 1:
+        if self.grn is not None:
+            # GRN normalises over each whole map: no row tiles, no fusion
+            x = self.act(self.pointwise_conv1(x)).view(n, h, w, -1)
+            x = self.grn(x, data_format='channel_last')  # (N, H, W, 4C)
+            out = shortcut_rows + self.pointwise_conv2(x.flatten(0, 2))
+        elif tiles == 1:
             out = self._deploy_mlp(x, shortcut_rows)
         else:
             # NOTE: a (N*H*W, 4C) hidden over glibc's 32 MiB mmap ceiling is
@@ -230,6 +325,16 @@ class BCSSLConvNeXtBlock(ConvNeXtBlock):
             fused.bias.copy_(bias + (conv_bias - bn.running_mean) * scale)
             self.depthwise_conv = fused
             self.dw_norm = nn.Identity()
+        if not self.linear_pw_conv:
+            # a 1x1 conv on (N, C, H, W) is a linear map on (N, H, W, C)
+            for name in ('pointwise_conv1', 'pointwise_conv2'):
+                conv = getattr(self, name)
+                linear = nn.Linear(conv.in_channels,
+                                   conv.out_channels).to(conv.weight)
+                linear.weight.copy_(conv.weight.flatten(1))
+                linear.bias.copy_(conv.bias)
+                setattr(self, name, linear)
+            self.linear_pw_conv = True
         if self.gamma is not None:
             # gamma * (W x + b) = (gamma[:, None] * W) x + gamma * b
             self.pointwise_conv2.weight.mul_(self.gamma[:, None])
@@ -246,28 +351,42 @@ class BCSSLConvNeXt(ConvNeXt):
     Registered in both mmpretrain's and mmdet's ``MODELS``. Paper:
     https://arxiv.org/abs/2312.05695.
 
+    A drop-in for mmpretrain's ``ConvNeXt``: it takes every argument of it,
+    in the same positional order and with the same meaning; the BC-SSL
+    arguments (``kernel_size``, ``dw_norm_cfg``, ``norm_eval``) are keyword
+    only. What differs from ``ConvNeXt``, and why:
+
+    - defaults: 9x9 depthwise kernels and a BN after each (the paper's
+      block); ``kernel_size=7, dw_norm_cfg=None`` gives ConvNeXt itself;
+    - the default ``init_cfg`` also sets the BNs to unit weight, zero bias;
+    - bad arguments raise ``ValueError`` naming the argument (``ConvNeXt``
+      asserts); ``frozen_stages`` must lie in ``[0, num_stages]``;
+    - negative ``out_indices`` count back from the last of any number of
+      stages (``ConvNeXt`` adds 4 whatever the arch's number of stages);
+    - the LN2d norms are :class:`ScriptableLayerNorm2d` (same numerics,
+      same parameters), so that the model can be scripted and fx-traced.
+
     Args:
         arch (str | dict): One of ``arch_settings`` ('atto', ..., 'tiny',
             'small', 'base', ...) or a dict with ``depths`` and ``channels``.
             Defaults to 'tiny'.
-        kernel_size (int): Depthwise kernel, any odd value >= 3. Defaults to 9.
-        dw_norm_cfg (dict, optional): Norm after each depthwise conv: BN by
-            default, ``dict(type='SyncBN')`` for multi-GPU runs, ``None`` for
-            plain ConvNeXt.
         in_channels (int): Input image channels. Defaults to 3.
         stem_patch_size (int): Patch size of the stem. Defaults to 4.
         norm_cfg (dict): Stem, downsampling, block and output norms.
             Defaults to ``dict(type='LN2d', eps=1e-6)``.
         act_cfg (dict): MLP activation. Defaults to GELU.
+        linear_pw_conv (bool): Pointwise layers as ``nn.Linear`` (True) or as
+            1x1 convs (False); the same function either way. Defaults to True.
+        use_grn (bool): Global response norm in the blocks (ConvNeXt V2;
+            use it with ``layer_scale_init_value=0``). Defaults to False.
         drop_path_rate (float): Maximum stochastic depth rate, linearly
             increasing over blocks. Defaults to 0.
-        layer_scale_init_value (float): Initial layer scale. Defaults to 1e-6.
+        layer_scale_init_value (float): Initial layer scale; <= 0 disables
+            it. Defaults to 1e-6.
         out_indices (int | Sequence[int]): Stages whose (normed) output is
             returned; negative values count from the end. Defaults to -1.
         frozen_stages (int): Number of leading stages (with their downsampling
             layers) to freeze: no gradients, norms in eval mode. Defaults to 0.
-        norm_eval (bool): Keep every BatchNorm in eval mode during training.
-            Defaults to False.
         gap_before_final_norm (bool): Globally average pool before the output
             norm (classification). Defaults to True.
         with_cp (bool): Gradient checkpointing in the blocks. Defaults to
@@ -275,23 +394,30 @@ class BCSSLConvNeXt(ConvNeXt):
         init_cfg (dict | list[dict], optional): Initialisation. With
             ``dict(type='Pretrained', checkpoint=..., prefix=...)`` the
             checkpoint is loaded strictly (see :func:`load_backbone_checkpoint`).
+        kernel_size (int): Depthwise kernel, any odd value >= 3. Keyword only.
+            Defaults to 9.
+        dw_norm_cfg (dict, optional): Norm after each depthwise conv: BN by
+            default, ``dict(type='SyncBN')`` for multi-GPU runs, ``None`` for
+            plain ConvNeXt. Keyword only.
+        norm_eval (bool): Keep every BatchNorm in eval mode during training.
+            Keyword only. Defaults to False.
     """
     # NOTE: ConvNeXt.__init__ hard-codes its block class, so the trunk is built
     # here; forward, stage freezing and get_layer_depth are ConvNeXt's.
+    __jit_unused_properties__ = ['is_init']
 
     def __init__(self,
                  arch: Union[str, Dict[str, Sequence[int]]] = 'tiny',
-                 kernel_size: int = 9,
-                 dw_norm_cfg: Optional[dict] = dict(type='BN'),
                  in_channels: int = 3,
                  stem_patch_size: int = 4,
                  norm_cfg: dict = dict(type='LN2d', eps=1e-6),
                  act_cfg: dict = dict(type='GELU'),
+                 linear_pw_conv: bool = True,
+                 use_grn: bool = False,
                  drop_path_rate: float = 0.,
                  layer_scale_init_value: float = 1e-6,
                  out_indices: Union[int, Sequence[int]] = -1,
                  frozen_stages: int = 0,
-                 norm_eval: bool = False,
                  gap_before_final_norm: bool = True,
                  with_cp: bool = False,
                  init_cfg: Optional[Union[dict, list]] = [
@@ -305,7 +431,11 @@ class BCSSLConvNeXt(ConvNeXt):
                          layer=['LayerNorm', '_BatchNorm'],
                          val=1.,
                          bias=0.),
-                 ]) -> None:
+                 ],
+                 *,
+                 kernel_size: int = 9,
+                 dw_norm_cfg: Optional[dict] = dict(type='BN'),
+                 norm_eval: bool = False) -> None:
         BaseBackbone.__init__(self, init_cfg=init_cfg)
         self.kernel_size = check_kernel_size(kernel_size)
         self.depths, self.channels = self._parse_arch(arch)
@@ -321,33 +451,36 @@ class BCSSLConvNeXt(ConvNeXt):
         self.deploy = False
 
         # stochastic depth rate grows linearly over all blocks
-        dpr = torch.linspace(0, drop_path_rate, sum(self.depths)).tolist()
+        dpr = torch.linspace(
+            0, drop_path_rate, sum(self.depths), device='cpu').tolist()
 
         # 4 downsampling layers, the first being the patchify stem
-        self.downsample_layers = ModuleList([
+        # NOTE: torch's containers, not mmengine's, whose is_init property
+        # TorchScript cannot compile (the same modules and names)
+        self.downsample_layers = nn.ModuleList([
             nn.Sequential(
                 nn.Conv2d(
                     in_channels,
                     self.channels[0],
                     kernel_size=stem_patch_size,
                     stride=stem_patch_size),
-                build_norm_layer(norm_cfg, self.channels[0]))
+                build_norm(norm_cfg, self.channels[0]))
         ])
-        self.stages = ModuleList()
+        self.stages = nn.ModuleList()
         block_idx = 0
         for i, (depth, channels) in enumerate(zip(self.depths,
                                                   self.channels)):
             if i > 0:
                 self.downsample_layers.append(
                     nn.Sequential(
-                        build_norm_layer(norm_cfg, self.channels[i - 1]),
+                        build_norm(norm_cfg, self.channels[i - 1]),
                         nn.Conv2d(
                             self.channels[i - 1],
                             channels,
                             kernel_size=2,
                             stride=2)))
             self.stages.append(
-                Sequential(*[
+                nn.Sequential(*[
                     BCSSLConvNeXtBlock(
                         channels,
                         kernel_size=kernel_size,
@@ -356,12 +489,13 @@ class BCSSLConvNeXt(ConvNeXt):
                         act_cfg=act_cfg,
                         drop_path_rate=dpr[block_idx + j],
                         layer_scale_init_value=layer_scale_init_value,
-                        with_cp=with_cp) for j in range(depth)
+                        with_cp=with_cp,
+                        linear_pw_conv=linear_pw_conv,
+                        use_grn=use_grn) for j in range(depth)
                 ]))
             block_idx += depth
             if i in self.out_indices:
-                self.add_module(f'norm{i}',
-                                build_norm_layer(norm_cfg, channels))
+                self.add_module(f'norm{i}', build_norm(norm_cfg, channels))
 
         self._freeze_stages()
 
@@ -394,6 +528,24 @@ class BCSSLConvNeXt(ConvNeXt):
                                  f'is out of range for {num_stages} stages')
             parsed.append(index % num_stages)
         return tuple(parsed)
+
+    @torch.jit.unused
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """mmpretrain ``ConvNeXt``'s forward: the outputs of the stages in
+        ``out_indices``, each normed (pooled first if
+        ``gap_before_final_norm``).
+
+        Args:
+            x (torch.Tensor): Images, (N, C_in, H, W).
+
+        Returns:
+            tuple[torch.Tensor]: (N, C_i) or (N, C_i, H_i, W_i) per index.
+        """
+        # NOTE: not compiled by TorchScript, which cannot reach the out norms
+        # by index (they are attributes ``norm{i}``, the names of
+        # mmpretrain's checkpoints); BCSSLConvNeXtTimm scripts through its
+        # own forward
+        return super().forward(x)
 
     def train(self, mode: bool = True) -> 'BCSSLConvNeXt':
         super().train(mode)  # also re-freezes the frozen stages
@@ -435,14 +587,9 @@ class BCSSLConvNeXt(ConvNeXt):
         # channels-last from the stem on: no NCHW copies between stages
         for layer in self.downsample_layers:
             for j, m in enumerate(layer):
-                if type(m) is LayerNorm2d:
-                    norm = ChannelsLastLayerNorm2d(
-                        m.num_channels,
-                        eps=m.eps,
-                        elementwise_affine=m.elementwise_affine,
-                        bias=m.bias is not None)
-                    norm.load_state_dict(m.state_dict())
-                    layer[j] = norm.to(next(m.parameters(), None))
+                if isinstance(m, LayerNorm2d):
+                    layer[j] = _convert_layer_norm2d(
+                        m, ChannelsLastLayerNorm2d)
                 elif isinstance(m, nn.Conv2d):
                     m.to(memory_format=torch.channels_last)
         self.deploy = True

@@ -1,4 +1,5 @@
 import copy
+import inspect
 
 import pytest
 import torch
@@ -400,3 +401,120 @@ def test_with_cp_gives_same_outputs_and_grads():
     sum(o.sum() for o in outs[1]).backward()
     for (name, p), q in zip(plain.named_parameters(), ckpt.parameters()):
         torch.testing.assert_close(q.grad, p.grad, msg=name)
+
+
+# The checks of mmpretrain v1.2.0's tests/test_models/test_backbones/
+# test_convnext.py, on BCSSLConvNeXt: argument errors, output shapes with and
+# without pooling, a five-stage arch, frozen stages, checkpointing and
+# linear_pw_conv=False (atto and 64-px inputs instead of tiny/small at 224 px).
+def test_mmpretrain_convnext_suite_arguments():
+    # ConvNeXt asserts, BCSSLConvNeXt raises a ValueError naming the argument
+    for arch, match in [('unknown', 'unknown arch'),
+                        (dict(channels=[2, 3, 4, 5]), 'needs "depths"'),
+                        (dict(depths=[2, 3, 4], channels=[2, 3, 4, 5]),
+                         'differ in length')]:
+        with pytest.raises(ValueError, match=match):
+            BCSSLConvNeXt(arch=arch)
+
+
+@pytest.mark.parametrize('with_cp', [False, True])
+@pytest.mark.parametrize('linear_pw_conv', [True, False])
+def test_mmpretrain_convnext_suite_pooled_outputs(with_cp, linear_pw_conv):
+    model = BCSSLConvNeXt(
+        'atto', out_indices=-1, with_cp=with_cp, linear_pw_conv=linear_pw_conv)
+    model.init_weights()
+    model.train()
+    outs = model(torch.randn(1, 3, 64, 64, requires_grad=with_cp))
+    assert len(outs) == 1 and outs[0].shape == (1, 320)
+    outs = BCSSLConvNeXt('atto', out_indices=(0, 1, 2, 3))(
+        torch.randn(1, 3, 64, 64))
+    assert [o.shape for o in outs] == [(1, c) for c in ATTO]
+
+
+def test_mmpretrain_convnext_suite_five_stages_and_maps():
+    channels = [16, 32, 64, 128, 256]
+    model = BCSSLConvNeXt(
+        arch=dict(depths=[2, 3, 4, 5, 6], channels=channels),
+        out_indices=(0, 1, 2, 3, 4))
+    model.init_weights()
+    model.train()
+    # batch 2: the BNs of the 1x1 last stage need two values in training
+    outs = model(torch.randn(2, 3, 64, 64))
+    assert [o.shape for o in outs] == [(2, c) for c in channels]
+    model = BCSSLConvNeXt(
+        'atto', out_indices=(0, 1, 2, 3), gap_before_final_norm=False)
+    outs = model(torch.randn(1, 3, 64, 64))
+    assert [o.shape for o in outs] == [(1, c, 16 // 2**i, 16 // 2**i)
+                                       for i, c in enumerate(ATTO)]
+
+
+def test_mmpretrain_convnext_suite_frozen_stages_train_flags():
+    model = BCSSLConvNeXt('atto', out_indices=(0, 1, 2, 3), frozen_stages=2)
+    model.init_weights()
+    model.train()
+    for i in range(4):
+        assert model.downsample_layers[i].training == (i >= 2)
+        assert model.stages[i].training == (i >= 2)
+
+
+def test_takes_mmpretrain_convnext_arguments_in_its_order():
+    theirs = list(inspect.signature(ConvNeXt).parameters.values())
+    ours = list(inspect.signature(BCSSLConvNeXt).parameters.values())
+    # the same positional arguments, then the BC-SSL ones, keyword only
+    assert [p.name for p in ours[:len(theirs)]] == [p.name for p in theirs]
+    assert all(p.kind is p.KEYWORD_ONLY for p in ours[len(theirs):])
+    assert {p.name for p in ours[len(theirs):]} == {
+        'kernel_size', 'dw_norm_cfg', 'norm_eval'
+    }
+    model = BCSSLConvNeXt('atto', 1)  # in_channels, as in ConvNeXt
+    assert model.downsample_layers[0][0].in_channels == 1
+
+
+@pytest.mark.parametrize('kwargs', [
+    dict(linear_pw_conv=False, layer_scale_init_value=0.5),
+    dict(use_grn=True, layer_scale_init_value=0.),
+    dict(linear_pw_conv=False, use_grn=True, layer_scale_init_value=0.),
+])
+def test_pw_conv_and_grn_variants_match_mmpretrain(kwargs):
+    torch.manual_seed(0)
+    upstream = ConvNeXt(
+        'atto',
+        out_indices=[0, 1, 2, 3],
+        gap_before_final_norm=False,
+        **kwargs)
+    upstream.init_weights()
+    for name, p in upstream.named_parameters():
+        if 'grn' in name:  # GRN starts as the identity (zero gamma, beta)
+            p.data = torch.randn(p.shape)
+    ours = BCSSLConvNeXt(
+        'atto',
+        out_indices=(0, 1, 2, 3),
+        gap_before_final_norm=False,
+        kernel_size=7,
+        dw_norm_cfg=None,
+        **kwargs)
+    ours.load_state_dict(upstream.state_dict(), strict=True)
+    upstream.eval(), ours.eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        expected = upstream(x)
+        _assert_outputs_equal(ours(x), expected)
+        ours.switch_to_deploy()
+        _assert_outputs_equal(ours(x), expected)
+    block = ours.stages[0][0]
+    assert isinstance(block.pointwise_conv1, nn.Linear)
+
+
+def test_scripted_and_traced_backbone_blocks_match():
+    torch.manual_seed(0)
+    model = BCSSLConvNeXt('atto', out_indices=(0, 1, 2, 3))
+    randomize_bn(model)
+    model.eval()
+    x = torch.randn(2, 40, 16, 16)
+    stage = model.stages[0]
+    with torch.no_grad():
+        expected = stage(x)
+        torch.testing.assert_close(
+            torch.jit.script(stage)(x), expected, rtol=0, atol=1e-6)
+        torch.testing.assert_close(
+            torch.fx.symbolic_trace(stage)(x), expected, rtol=0, atol=0)
