@@ -1,7 +1,6 @@
 """Install bcssl_mm. Install torch first (see README "Set-up"); mmcv 2.1.0 is
 built from source by pip if no wheel is available."""
 import os.path as osp
-
 from setuptools import find_packages, setup
 
 
@@ -16,8 +15,10 @@ def read_requirements(path: str) -> list:
 
 def read_version() -> str:
     scope: dict = {}
-    with open(osp.join(osp.dirname(osp.abspath(__file__)), 'bcssl_mm',
-                       'version.py')) as f:
+    with open(
+            osp.join(
+                osp.dirname(osp.abspath(__file__)), 'bcssl_mm',
+                'version.py')) as f:
         exec(f.read(), scope)
     return scope['__version__']
 
@@ -27,7 +28,8 @@ setup(
     version=read_version(),
     description='BC-SSL: self-supervised large-kernel ConvNeXt on OpenMMLab '
     '(arXiv 2312.05695)',
-    long_description=open('README.md').read() if osp.exists('README.md') else '',
+    long_description=open('README.md').read()
+    if osp.exists('README.md') else '',
     long_description_content_type='text/markdown',
     license='Apache-2.0',
     python_requires='>=3.8',

@@ -46,7 +46,8 @@ def demo_cfg_options(data_root: str) -> List[str]:
     ]
 
 
-def run_tool(args: List[str], timeout: int = 600,
+def run_tool(args: List[str],
+             timeout: int = 600,
              **env) -> subprocess.CompletedProcess:
     """Run a command from the repo root with the test interpreter on PATH."""
     full_env = dict(os.environ, PYTHON=sys.executable, **env)

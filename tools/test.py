@@ -11,7 +11,7 @@ import os
 import os.path as osp
 from typing import Dict
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
@@ -28,8 +28,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument('config', help='test config file path')
     parser.add_argument(
         'checkpoint', help='checkpoint file, or a last_checkpoint file')
-    parser.add_argument(
-        '--work-dir', help='where evaluation logs go')
+    parser.add_argument('--work-dir', help='where evaluation logs go')
     parser.add_argument(
         '--out', help='dump the predictions to this pickle file')
     parser.add_argument(
@@ -91,14 +90,16 @@ def format_coco_table(metrics: Dict[str, float]) -> str:
         if all(v is None for v in values):
             continue
         # COCOeval reports -1 for "no data" (e.g. no small objects)
-        rows.append([iou_type] + [
-            '-' if v is None or v < 0 else f'{100 * v:.1f}' for v in values
-        ])
+        rows.append(
+            [iou_type] +
+            ['-' if v is None or v < 0 else f'{100 * v:.1f}' for v in values])
     if not rows:
         return 'no COCO bbox/segm metrics in the results'
     header = ['', 'AP', 'AP50', 'AP75', 'APs', 'APm', 'APl']
-    widths = [max(len(str(r[i])) for r in [header] + rows)
-              for i in range(len(header))]
+    widths = [
+        max(len(str(r[i])) for r in [header] + rows)
+        for i in range(len(header))
+    ]
     line = '+' + '+'.join('-' * (w + 2) for w in widths) + '+'
     fmt = '|' + '|'.join(f' {{:>{w}}} ' for w in widths) + '|'
     out = [line, fmt.format(*header), line]

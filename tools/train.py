@@ -8,7 +8,6 @@ CPU) or tools/slurm_train.sh.
 """
 import argparse
 import os
-import os.path as osp
 
 from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS

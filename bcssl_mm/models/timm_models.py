@@ -35,8 +35,8 @@ import torch.nn as nn
 from mmengine.model import initialize
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import trunc_normal_
-from timm.models import build_model_with_cfg, generate_default_cfgs
-from timm.models import register_model
+from timm.models import (build_model_with_cfg, generate_default_cfgs,
+                         register_model)
 from timm.models._features import FeatureGetterNet, feature_take_indices
 from torch.nn.modules.batchnorm import _BatchNorm
 

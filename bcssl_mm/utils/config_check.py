@@ -89,8 +89,9 @@ def check_cfg_options(cfg: Config, options: Dict[str, Any]) -> List[str]:
         if parts[0] not in cfg and parts[0] not in RUNNER_KEYS:
             found.append(
                 f'--cfg-options {dotted}: the config has no key '
-                f'{parts[0]!r} and neither mmengine nor bcssl_mm reads it'
-                + _close(parts[0], set(cfg.keys()) | RUNNER_KEYS))
+                f'{parts[0]!r} and neither mmengine nor bcssl_mm reads it' +
+                _close(parts[0],
+                       set(cfg.keys()) | RUNNER_KEYS))
             continue
         missing = _walk(tree, parts)
         if missing is None or missing != parts[-1]:

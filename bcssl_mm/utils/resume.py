@@ -58,13 +58,15 @@ def find_resume_checkpoint(work_dir: str) -> Optional[str]:
     for _, path in candidates:
         if is_complete_checkpoint(path):
             if osp.isfile(pointer):
-                why = ('is empty' if not named else
-                       f'names {named!r}, which '
-                       + ('is incomplete' if osp.exists(named) else
-                          'does not exist'))
+                why = ('is empty'
+                       if not named else f'names {named!r}, which ' +
+                       ('is incomplete'
+                        if osp.exists(named) else 'does not exist'))
                 print_log(
                     f'{pointer} {why}; resuming from the newest complete '
-                    f'checkpoint, {path}', logger='current', level=30)
+                    f'checkpoint, {path}',
+                    logger='current',
+                    level=30)
             return path
     if candidates or osp.isfile(pointer):
         listed = ', '.join(p for _, p in candidates) or 'none'

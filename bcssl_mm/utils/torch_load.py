@@ -70,8 +70,7 @@ def _pickled_bytes(*args: Any) -> bytes:
     ``bytes(str, encoding)`` are answered: ``bytes(n)`` would let a file
     allocate any amount of memory.
     """
-    if not args or (len(args) == 2 and all(isinstance(a, str)
-                                           for a in args)):
+    if not args or (len(args) == 2 and all(isinstance(a, str) for a in args)):
         return bytes(*args)
     raise pickle.UnpicklingError(
         f'bytes{tuple(type(a).__name__ for a in args)} is not allowed in a '
@@ -93,8 +92,7 @@ NAMESPACE_SAFE_GLOBALS: List[Any] = [argparse.Namespace]
 
 def _describe_refusal(filename: str, error: Exception) -> str:
     try:
-        unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(
-            filename)
+        unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(filename)
     except Exception:  # noqa: BLE001
         # a legacy (pre-zip) torch file, or not a torch file at all
         reason = [line for line in str(error).splitlines() if line.strip()]
@@ -109,9 +107,11 @@ def _describe_refusal(filename: str, error: Exception) -> str:
             'from an environment you trust.')
 
 
-def load_from_local(filename: str,
-                    map_location: Optional[Any] = None,
-                    extra_safe_globals: Iterable[Any] = ()) -> Any:
+def load_from_local(
+    filename: str,
+    map_location: Optional[Any] = None,
+    extra_safe_globals: Iterable[Any] = ()
+) -> Any:
     """``torch.load(filename, weights_only=True)`` with clear errors.
 
     Args:

@@ -65,7 +65,6 @@ custom_hooks = [
     dict(type='RNGStateHook')
 ]
 default_hooks = dict(
-    logger=dict(interval=5),
-    checkpoint=dict(interval=1, max_keep_ckpts=2))
+    logger=dict(interval=5), checkpoint=dict(interval=1, max_keep_ckpts=2))
 env_cfg = dict(dist_cfg=dict(backend='gloo'))
 auto_scale_lr = dict(base_batch_size=32)

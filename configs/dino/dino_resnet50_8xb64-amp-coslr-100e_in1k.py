@@ -37,7 +37,10 @@ model = dict(
 # lr = 0.03 * 512 / 256
 optim_wrapper = dict(
     optimizer=dict(
-        _delete_=True, type='SGD', lr=0.03 * 512 / 256, momentum=0.9,
+        _delete_=True,
+        type='SGD',
+        lr=0.03 * 512 / 256,
+        momentum=0.9,
         weight_decay=1e-4))
 # no weight-decay schedule: 1e-4 throughout
 param_scheduler = [

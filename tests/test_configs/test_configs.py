@@ -55,7 +55,7 @@ def test_t_config_is_the_convnext_recipe():
     assert cfg.train_cfg.max_epochs == 36
     warmup, steps = cfg.param_scheduler
     assert (warmup.type, warmup.start_factor, warmup.end) == ('LinearLR',
-                                                               0.001, 1000)
+                                                              0.001, 1000)
     assert steps.milestones == [27, 33] and steps.gamma == 0.1
     assert cfg.train_dataloader.batch_size == 2  # x 8 GPUs = 16
     assert {'type': 'RNGStateHook'} in cfg.custom_hooks

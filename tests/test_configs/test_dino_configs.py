@@ -46,14 +46,17 @@ def test_config_builds(path):
     model = MODELS.build(cfg.model)
     assert type(model).__name__ == 'DINO'
     # the pipeline builds and contains the multi-crop
-    pipeline = [TRANSFORMS.build(t) for t in cfg.train_dataloader.dataset
-                .pipeline]
+    pipeline = [
+        TRANSFORMS.build(t) for t in cfg.train_dataloader.dataset.pipeline
+    ]
     assert type(pipeline[1]).__name__ == 'DINOMultiCrop'
     # GPU configs: SyncBN in student and teacher wherever there is BN
     if 'in1k' in path.name:
         for part in (model.backbone, model.teacher['backbone']):
-            bns = [m for m in part.modules() if isinstance(m, nn.modules.
-                                                          batchnorm._BatchNorm)]
+            bns = [
+                m for m in part.modules()
+                if isinstance(m, nn.modules.batchnorm._BatchNorm)
+            ]
             assert all(isinstance(m, nn.SyncBatchNorm) for m in bns)
         assert cfg.optim_wrapper.type == 'DINOAmpOptimWrapper'
         assert cfg.train_dataloader.batch_size == 64  # x 8 GPUs
@@ -63,8 +66,8 @@ def test_config_builds(path):
 def test_t100_is_the_paper_recipe():
     cfg = Config.fromfile(str(T100))
     bb = cfg.model.backbone
-    assert (bb.type, bb.arch, bb.kernel_size, bb.drop_path_rate) == (
-        'BCSSLConvNeXt', 'tiny', 9, 0.1)
+    assert (bb.type, bb.arch, bb.kernel_size,
+            bb.drop_path_rate) == ('BCSSLConvNeXt', 'tiny', 9, 0.1)
     neck = cfg.model.neck
     assert (neck.out_channels, neck.hidden_channels, neck.bottleneck_channels,
             neck.num_layers, neck.norm_last_layer) == (65536, 2048, 256, 3,
@@ -82,8 +85,8 @@ def test_t100_is_the_paper_recipe():
     warmup, cosine, wd = cfg.param_scheduler
     assert (warmup.type, warmup.end) == ('LinearLR', 10)
     # cosine lr and weight decay run to the end of training
-    assert (cosine.type, cosine.begin, cosine.eta_min) == (
-        'CosineAnnealingLR', 10, 1e-6)
+    assert (cosine.type, cosine.begin, cosine.eta_min) == ('CosineAnnealingLR',
+                                                           10, 1e-6)
     assert (wd.type, wd.eta_min) == ('CosineAnnealingWeightDecay', 0.4)
     assert 'end' not in cosine and 'end' not in wd
     assert cfg.train_cfg.max_epochs == 100
@@ -94,8 +97,8 @@ def test_t100_is_the_paper_recipe():
     crop = cfg.train_dataloader.dataset.pipeline[1]
     assert (crop.global_crop_size, crop.local_crop_size, crop.num_local_crops,
             tuple(crop.global_crops_scale),
-            tuple(crop.local_crops_scale)) == (224, 96, 8, (0.4, 1.),
-                                               (0.05, 0.4))
+            tuple(crop.local_crops_scale)) == (224, 96, 8, (0.4, 1.), (0.05,
+                                                                       0.4))
     assert cfg.train_dataloader.dataset.data_root == 'data/imagenet/'
 
 

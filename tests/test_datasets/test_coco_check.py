@@ -10,9 +10,14 @@ from bcssl_mm.datasets import (AnnotationError, check_coco_file,
 
 
 def _coco(**ann_changes):
-    ann = dict(id=7, image_id=1, category_id=1, bbox=[10, 10, 20, 20],
-               area=400, iscrowd=0,
-               segmentation=[[10, 10, 30, 10, 30, 30, 10, 30]])
+    ann = dict(
+        id=7,
+        image_id=1,
+        category_id=1,
+        bbox=[10, 10, 20, 20],
+        area=400,
+        iscrowd=0,
+        segmentation=[[10, 10, 30, 10, 30, 30, 10, 30]])
     ann.update(ann_changes)
     return dict(
         images=[dict(id=1, file_name='000001.png', width=64, height=64)],
@@ -62,15 +67,22 @@ def test_empty_and_malformed_files(tmp_path):
 def test_config_files_are_found_through_wrappers(tmp_path):
     good = _write(tmp_path, _coco(), 'train.json')
     bad = _write(tmp_path, _coco(category_id=3), 'val.json')
-    cfg = Config(dict(
-        train_dataloader=dict(dataset=dict(
-            type='RepeatDataset', times=2, dataset=dict(
-                type='CocoDataset', data_root=str(tmp_path),
-                ann_file='train.json'))),
-        val_dataloader=dict(dataset=dict(
-            type='CocoDataset', data_root=str(tmp_path) + '/',
-            ann_file='val.json')),
-        val_evaluator=dict(type='CocoMetric', ann_file=bad)))
+    cfg = Config(
+        dict(
+            train_dataloader=dict(
+                dataset=dict(
+                    type='RepeatDataset',
+                    times=2,
+                    dataset=dict(
+                        type='CocoDataset',
+                        data_root=str(tmp_path),
+                        ann_file='train.json'))),
+            val_dataloader=dict(
+                dataset=dict(
+                    type='CocoDataset',
+                    data_root=str(tmp_path) + '/',
+                    ann_file='val.json')),
+            val_evaluator=dict(type='CocoMetric', ann_file=bad)))
     check_config_annotations(cfg, splits=('train', ))
     with pytest.raises(AnnotationError) as e:
         check_config_annotations(cfg)

@@ -54,18 +54,16 @@ def test_imagenet_layout(imagenet_root):
         osp.basename(osp.dirname(ds.get_data_info(i)['img_path'])).startswith(
             'n014') for i in range(6))
     views = ds[0]['inputs']
-    assert [tuple(v.shape) for v in views] == [(3, 32, 32)] * 2 + [
-        (3, 16, 16)
-    ] * 2
+    assert [tuple(v.shape)
+            for v in views] == [(3, 32, 32)] * 2 + [(3, 16, 16)] * 2
 
     # with labels, ImageNet expects its 1000 class folders unless told
     ds = ImageNet(
         data_root=imagenet_root,
         split='train',
         metainfo=dict(classes=('tench', 'goldfish')))
-    assert [ds.get_data_info(i)['gt_label'] for i in range(6)] == [0] * 3 + [
-        1
-    ] * 3
+    assert [ds.get_data_info(i)['gt_label']
+            for i in range(6)] == [0] * 3 + [1] * 3
 
 
 def test_flat_and_nested_folders_without_labels(tmp_path):
@@ -115,9 +113,8 @@ def test_dataloader_and_data_preprocessor(imagenet_root):
                 to_rgb=True))
     batch = next(iter(loader))
     raw = batch['inputs']
-    assert [tuple(v.shape) for v in raw] == [(3, 3, 32, 32)] * 2 + [
-        (3, 3, 16, 16)
-    ] * 2
+    assert [tuple(v.shape)
+            for v in raw] == [(3, 3, 32, 32)] * 2 + [(3, 3, 16, 16)] * 2
     assert all(v.dtype == torch.uint8 for v in raw)
     assert len(batch['data_samples']) == 3
 

@@ -36,10 +36,19 @@ def _lrs(tmp_path, num_samples, warmup_epochs=1, max_epochs=3):
             batch_size=1),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
         param_scheduler=[
-            dict(type='LinearLR', start_factor=1e-9, by_epoch=True, begin=0,
-                 end=warmup_epochs, convert_to_iter_based=True),
-            dict(type='CosineAnnealingLR', by_epoch=True,
-                 begin=warmup_epochs, eta_min=0., convert_to_iter_based=True)
+            dict(
+                type='LinearLR',
+                start_factor=1e-9,
+                by_epoch=True,
+                begin=0,
+                end=warmup_epochs,
+                convert_to_iter_based=True),
+            dict(
+                type='CosineAnnealingLR',
+                by_epoch=True,
+                begin=warmup_epochs,
+                eta_min=0.,
+                convert_to_iter_based=True)
         ][:1 if warmup_epochs >= max_epochs else 2],
         train_cfg=dict(by_epoch=True, max_epochs=max_epochs),
         custom_hooks=[hook, Record()],

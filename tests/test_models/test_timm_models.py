@@ -13,7 +13,6 @@ import bcssl_mm.models.timm_models  # noqa: F401  (registers the models)
 from bcssl_mm.models.timm_models import (BCSSLConvNeXtTimm,
                                          BCSSLFeatureGetterNet,
                                          GlobalPoolError)
-
 from conftest import randomize_bn
 
 NAMES = [

@@ -23,7 +23,6 @@ import pytest
 import timm
 
 import bcssl_mm.models.timm_models  # noqa: F401  (registers the models)
-
 from conftest import load_tool
 
 ATTO = 'bcssl_convnext_atto'

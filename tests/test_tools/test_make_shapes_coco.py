@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from pycocotools.coco import COCO
 
-SCRIPT = (Path(__file__).resolve().parents[2] / 'tools' / 'data' /
-          'make_shapes_coco.py')
+SCRIPT = (
+    Path(__file__).resolve().parents[2] / 'tools' / 'data' /
+    'make_shapes_coco.py')
 
 # Tiny but realistic sizes keep the tests fast.
 NUM_TRAIN, NUM_VAL, IMG_SIZE = 6, 3, 96
@@ -25,7 +26,11 @@ def mod():
     return module
 
 
-def _gen(mod, out_dir, seed=0, num_train=NUM_TRAIN, num_val=NUM_VAL,
+def _gen(mod,
+         out_dir,
+         seed=0,
+         num_train=NUM_TRAIN,
+         num_val=NUM_VAL,
          img_size=IMG_SIZE):
     return mod.generate(str(out_dir), num_train, num_val, img_size, seed)
 
@@ -105,13 +110,17 @@ def test_different_seeds(mod, tmp_path):
     for split in ('train', 'val'):
         key = f'annotations/instances_{split}.json'
         assert files_a[key] != files_b[key]
-    assert all(files_a[k] != files_b[k] for k in files_a
-               if k.endswith('.png'))
+    assert all(files_a[k] != files_b[k] for k in files_a if k.endswith('.png'))
 
 
 def _run_main(mod, out_dir, *extra):
-    argv = ['--out-dir', str(out_dir), '--num-train', str(NUM_TRAIN),
-            '--num-val', str(NUM_VAL), '--img-size', str(IMG_SIZE)]
+    argv = [
+        '--out-dir',
+        str(out_dir), '--num-train',
+        str(NUM_TRAIN), '--num-val',
+        str(NUM_VAL), '--img-size',
+        str(IMG_SIZE)
+    ]
     return mod.main(mod.get_args_parser().parse_args(argv + list(extra)))
 
 
@@ -161,8 +170,9 @@ def test_missing_annotation_regenerates(mod, tmp_path):
     os.remove(out / 'annotations' / 'instances_val.json')
     assert _run_main(mod, out) is not None
     assert osp.isfile(out / 'annotations' / 'instances_val.json')
-    assert not [p for p in os.listdir(out / 'annotations')
-                if p.endswith('.tmp')]
+    assert not [
+        p for p in os.listdir(out / 'annotations') if p.endswith('.tmp')
+    ]
 
 
 @pytest.mark.parametrize('argv, name', [

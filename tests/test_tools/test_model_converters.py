@@ -16,7 +16,6 @@ from bcssl_mm.models import BCSSLConvNeXt
 from bcssl_mm.models.utils import load_backbone_checkpoint
 from bcssl_mm.utils import CheckpointLoadError
 from bcssl_mm.utils.state_dict_remap import ConversionError
-
 from conftest import DEMO_CONFIG, ROOT, load_tool, randomize_bn, run_tool
 
 # mmengine's logger (used by the strict loader) writes to the sys.stdout of
@@ -157,10 +156,8 @@ def test_extract_dino_backbone_non_convnext(tmp_path):
     assert 'without the strict BCSSLConvNeXt check' in log
     out = _load(dst)['state_dict']
     other = ResNet(depth=18, stem_channels=8, base_channels=8)
-    other.load_state_dict({
-        k[len('backbone.'):]: v
-        for k, v in out.items()
-    },
+    other.load_state_dict({k[len('backbone.'):]: v
+                           for k, v in out.items()},
                           strict=True)
     for k, v in resnet.state_dict().items():
         assert torch.equal(other.state_dict()[k], v), k
@@ -233,7 +230,8 @@ def test_bcssl_fork_bare_backbone_without_bn_cli(tmp_path):
     torch.save(_to_official(original.state_dict(), fork_names=True), src)
     proc = run_tool([
         sys.executable, 'tools/model_converters/bcssl_fork_to_mmpretrain.py',
-        str(src), str(dst)
+        str(src),
+        str(dst)
     ])
     assert 'bare backbone state dict' in proc.stdout
     assert 'stages.i.j.dwconv -> depthwise_conv' in proc.stdout
@@ -307,8 +305,7 @@ def _classifier(out_channels=320):
             type='BCSSLConvNeXt', arch='atto', kernel_size=7,
             dw_norm_cfg=None),
         head=dict(
-            type='LinearClsHead', num_classes=1000,
-            in_channels=out_channels))
+            type='LinearClsHead', num_classes=1000, in_channels=out_channels))
     # an earlier test may have left another default scope current
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         return MODELS.build(cfg).eval()

@@ -7,8 +7,10 @@ import torch
 
 from conftest import DEMO_CONFIG, demo_cfg_options, run_tool
 
-ONE_EPOCH = ['train_cfg.max_epochs=1', 'param_scheduler.1.T_max=1',
-             'param_scheduler.1.end=1']
+ONE_EPOCH = [
+    'train_cfg.max_epochs=1', 'param_scheduler.1.T_max=1',
+    'param_scheduler.1.end=1'
+]
 
 
 class MakesFile:
@@ -29,20 +31,24 @@ def evil(tmp_path):
 
 
 def _train(tmp_path, shapes_root, *extra, options=(), config=DEMO_CONFIG):
-    return [sys.executable, 'tools/train.py', config, '--work-dir',
-            str(tmp_path / 'work'), *extra, '--cfg-options', *ONE_EPOCH,
-            *options, *demo_cfg_options(shapes_root)]
+    return [
+        sys.executable, 'tools/train.py', config, '--work-dir',
+        str(tmp_path / 'work'), *extra, '--cfg-options', *ONE_EPOCH, *options,
+        *demo_cfg_options(shapes_root)
+    ]
 
 
-@pytest.mark.parametrize('entry', [
-    'test.py', 'init_cfg', 'load_from', 'resume'])
-def test_entry_point_refuses_malicious_checkpoint(tmp_path, shapes_root,
-                                                  evil, entry):
+@pytest.mark.parametrize('entry',
+                         ['test.py', 'init_cfg', 'load_from', 'resume'])
+def test_entry_point_refuses_malicious_checkpoint(tmp_path, shapes_root, evil,
+                                                  entry):
     path, marker = evil
     if entry == 'test.py':
-        cmd = [sys.executable, 'tools/test.py', DEMO_CONFIG, path,
-               '--work-dir', str(tmp_path / 'work'), '--cfg-options',
-               *demo_cfg_options(shapes_root)]
+        cmd = [
+            sys.executable, 'tools/test.py', DEMO_CONFIG, path, '--work-dir',
+            str(tmp_path / 'work'), '--cfg-options',
+            *demo_cfg_options(shapes_root)
+        ]
     elif entry == 'init_cfg':
         # a user config fine-tuning from a downloaded backbone
         config = tmp_path / 'from_pretrained.py'

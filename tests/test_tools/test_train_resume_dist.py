@@ -94,13 +94,16 @@ def test_resume_equals_uninterrupted_run_and_test_prints_table(
         "custom_hooks = [dict(type='RNGStateHook'), "
         "dict(type='KillAtIterHook', at_iter=5)]\n")
     killed = tmp_path / 'killed'
-    proc = subprocess.run(
-        [sys.executable, 'tools/train.py', str(killing), '--work-dir',
-         str(killed), '--cfg-options', *SHORT,
-         *demo_cfg_options(shapes_root)],
-        cwd=osp.dirname(osp.dirname(osp.dirname(__file__))),
-        env=dict(os.environ, PYTHONPATH=str(tmp_path)),
-        capture_output=True, text=True, timeout=600)
+    proc = subprocess.run([
+        sys.executable, 'tools/train.py',
+        str(killing), '--work-dir',
+        str(killed), '--cfg-options', *SHORT, *demo_cfg_options(shapes_root)
+    ],
+                          cwd=osp.dirname(osp.dirname(osp.dirname(__file__))),
+                          env=dict(os.environ, PYTHONPATH=str(tmp_path)),
+                          capture_output=True,
+                          text=True,
+                          timeout=600)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
     assert (killed / 'epoch_2.pth').exists()
     assert not (killed / 'epoch_3.pth').exists()
@@ -131,7 +134,8 @@ def test_dist_train_two_cpu_processes(tmp_path, shapes_root):
         str(work_dir), '--cfg-options', 'train_cfg.max_epochs=1',
         'param_scheduler.1.T_max=1', 'param_scheduler.1.end=1',
         'train_cfg.val_interval=1', *demo_cfg_options(shapes_root)
-    ], PORT='29517')
+    ],
+                    PORT='29517')
     log = proc.stdout + proc.stderr
     assert 'Distributed training: True' in log
     assert "'world_size': 2" in log or 'world_size: 2' in log or \
@@ -145,7 +149,8 @@ def test_dist_train_two_cpu_processes(tmp_path, shapes_root):
         str(work_dir / 'last_checkpoint'), '2', '--work-dir',
         str(tmp_path / 'dist_test'), '--cfg-options',
         *demo_cfg_options(shapes_root)
-    ], PORT='29518')
+    ],
+                    PORT='29518')
     assert proc.stdout.count('COCO results of') == 1  # printed by rank 0
     assert '| bbox |' in proc.stdout and '| segm |' in proc.stdout
 
@@ -155,8 +160,8 @@ def test_train_stops_on_mismatched_checkpoint(tmp_path, shapes_root):
 
     ckpt = tmp_path / 'k7_teacher.pth'
     sd = BCSSLConvNeXt('atto', kernel_size=7).state_dict()
-    torch.save({'state_dict': {f'backbone.{k}': v for k, v in sd.items()}},
-               ckpt)
+    torch.save({'state_dict': {f'backbone.{k}': v
+                               for k, v in sd.items()}}, ckpt)
     # a user config inheriting the demo, fine-tuning from a pretrained backbone
     config = tmp_path / 'demo_pretrained.py'
     config.write_text(

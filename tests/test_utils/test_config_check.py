@@ -58,11 +58,12 @@ def test_unread_cfg_options_warn():
     import warnings
     with warnings.catch_warnings():
         warnings.simplefilter('error')
-        assert check_cfg_options(cfg, {
-            'train_cfg.max_epochs': 3,
-            'param_scheduler.1.eta_min': 1e-6,
-            'resume': True
-        }) == []
+        assert check_cfg_options(
+            cfg, {
+                'train_cfg.max_epochs': 3,
+                'param_scheduler.1.eta_min': 1e-6,
+                'resume': True
+            }) == []
 
 
 def test_schedule_past_the_run_names_the_keys():
@@ -72,8 +73,11 @@ def test_schedule_past_the_run_names_the_keys():
     msg = str(e.value)
     assert 'param_scheduler[1] (CosineAnnealingLR)' in msg
     assert 'train_cfg.max_epochs=2' in msg
-    cfg = _cfg(train_cfg=dict(max_epochs=2), param_scheduler=[
-        dict(type='LinearLR', start_factor=1e-3, begin=0, end=2)])
+    cfg = _cfg(
+        train_cfg=dict(max_epochs=2),
+        param_scheduler=[
+            dict(type='LinearLR', start_factor=1e-3, begin=0, end=2)
+        ])
     with pytest.warns(ConfigWarning, match='whole run'):
         assert len(check_param_schedulers(cfg)) == 1
     assert check_config(_cfg(), 'c.py') == []

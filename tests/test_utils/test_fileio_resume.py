@@ -13,8 +13,8 @@ from bcssl_mm.utils import (AtomicLocalBackend, find_resume_checkpoint,
 
 
 def test_mmengine_saves_through_the_atomic_backend(tmp_path):
-    assert isinstance(get_file_backend(str(tmp_path / 'x.pth')),
-                      AtomicLocalBackend)
+    assert isinstance(
+        get_file_backend(str(tmp_path / 'x.pth')), AtomicLocalBackend)
     save_checkpoint({'w': torch.ones(3)}, str(tmp_path / 'epoch_1.pth'))
     assert is_complete_checkpoint(str(tmp_path / 'epoch_1.pth'))
     assert os.listdir(tmp_path) == ['epoch_1.pth']  # no temporary left

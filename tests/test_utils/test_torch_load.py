@@ -24,16 +24,23 @@ class MakesFile:
 
 
 def write_malicious(path, marker) -> str:
-    torch.save({'state_dict': {'w': torch.zeros(1)}, 'x': MakesFile(marker)},
-               path)
+    torch.save({
+        'state_dict': {
+            'w': torch.zeros(1)
+        },
+        'x': MakesFile(marker)
+    }, path)
     return str(path)
 
 
-@pytest.mark.parametrize('load', [
-    lambda f: load_from_local(f),
-    lambda f: CheckpointLoader.load_checkpoint(f, map_location='cpu'),
-    lambda f: load_from_local(f, extra_safe_globals=NAMESPACE_SAFE_GLOBALS),
-], ids=['load_from_local', 'mmengine-CheckpointLoader', 'with-namespace'])
+@pytest.mark.parametrize(
+    'load', [
+        lambda f: load_from_local(f),
+        lambda f: CheckpointLoader.load_checkpoint(f, map_location='cpu'),
+        lambda f: load_from_local(
+            f, extra_safe_globals=NAMESPACE_SAFE_GLOBALS),
+    ],
+    ids=['load_from_local', 'mmengine-CheckpointLoader', 'with-namespace'])
 def test_malicious_checkpoint_is_refused_and_runs_nothing(tmp_path, load):
     marker = tmp_path / 'pwned'
     evil = write_malicious(tmp_path / 'evil.pth', marker)
@@ -50,7 +57,10 @@ def test_mmengine_training_state_loads(tmp_path, monkeypatch):
     empty = HistoryBuffer()  # its arrays pickle as bytes()
     state = dict(
         state_dict={'w': torch.ones(2)},
-        message_hub=dict(log_scalars={'loss': buf, 'unused': empty}),
+        message_hub=dict(log_scalars={
+            'loss': buf,
+            'unused': empty
+        }),
         rng=np.random.get_state(),
         scalar=np.float32(1.5),
         meta=dict(epoch=3, seed=np.int64(7)))

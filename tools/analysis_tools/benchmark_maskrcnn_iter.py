@@ -86,7 +86,8 @@ def get_args_parser() -> argparse.ArgumentParser:
         default=DEFAULT_MODELS,
         help=f'backbone names with a config ({", ".join(MODEL_CONFIGS)}) '
         'or mmdet config files')
-    # docs/recipes.md §6: ConvNeXt-T Mask R-CNN, 2 x 512 px, ~12 s/step on 2 cores
+    # docs/recipes.md §6: ConvNeXt-T Mask R-CNN, 2 x 512 px, ~12 s/step on
+    # 2 cores
     parser.add_argument('--batch-size', type=int, default=2)
     parser.add_argument('--img-size', type=int, default=512)
     parser.add_argument(

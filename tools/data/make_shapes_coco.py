@@ -38,7 +38,6 @@ Example::
     python tools/data/make_shapes_coco.py --out-dir data/shapes
 """
 from __future__ import annotations
-
 import argparse
 import json
 import math
@@ -176,10 +175,10 @@ def _make_background(rng: np.random.Generator, size: int) -> np.ndarray:
     Returns:
         np.ndarray: Float32 BGR image of shape (size, size, 3) in [0, 255].
     """
-    c0 = _hsv_to_bgr(rng.uniform(0, 180), rng.uniform(0, 50),
-                     rng.uniform(80, 170))
-    c1 = _hsv_to_bgr(rng.uniform(0, 180), rng.uniform(0, 50),
-                     rng.uniform(80, 170))
+    c0 = _hsv_to_bgr(
+        rng.uniform(0, 180), rng.uniform(0, 50), rng.uniform(80, 170))
+    c1 = _hsv_to_bgr(
+        rng.uniform(0, 180), rng.uniform(0, 50), rng.uniform(80, 170))
     theta = rng.uniform(0, 2 * math.pi)
     coords = (np.arange(size, dtype=np.float32) + 0.5) / size - 0.5
     xx, yy = np.meshgrid(coords, coords)
@@ -224,8 +223,8 @@ def _box_iou(a: Sequence[float], b: Sequence[float]) -> float:
     if iw <= 0 or ih <= 0:
         return 0.0
     inter = iw * ih
-    union = ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) *
-             (b[3] - b[1]) - inter)
+    union = ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) -
+             inter)
     return inter / union
 
 
@@ -284,7 +283,7 @@ def _place_objects(rng: np.random.Generator,
 
 
 def _render_image(
-    rng: np.random.Generator, size: int
+        rng: np.random.Generator, size: int
 ) -> Tuple[np.ndarray, List[Tuple[int, List[float], np.ndarray]]]:
     """Render one image and its objects.
 
@@ -472,8 +471,8 @@ def generate(out_dir: str, num_train: int, num_val: int, img_size: int,
     if osp.exists(meta_file):
         os.remove(meta_file)
     summary: Dict[str, Any] = dict(out_dir=out_dir, classes=list(CLASSES))
-    for split_index, (split, num) in enumerate(
-            zip(SPLITS, (num_train, num_val))):
+    for split_index, (split,
+                      num) in enumerate(zip(SPLITS, (num_train, num_val))):
         summary[split] = _generate_split(out_dir, split, split_index, num,
                                          img_size, seed)
     _atomic_write_text(

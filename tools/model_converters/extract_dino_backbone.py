@@ -66,8 +66,8 @@ def main(args: argparse.Namespace) -> None:
     if not isinstance(state_dict, dict) or not any(
             k.startswith(prefix) for k in state_dict):
         hint = ''
-        if isinstance(checkpoint, dict) and {'teacher', 'student'
-                                             } <= set(checkpoint):
+        if isinstance(checkpoint,
+                      dict) and {'teacher', 'student'} <= set(checkpoint):
             hint = (" It looks like a checkpoint of the authors' DINO fork: "
                     'use tools/model_converters/bcssl_fork_to_mmpretrain.py.')
         raise ConversionError(

@@ -126,13 +126,14 @@ class DINOMultiCrop(MultiView):
     """DINO's multi-crop views: 2 global crops and N local crops.
 
     ``results['img']`` becomes a list of ``2 + num_local_crops`` BGR uint8
-    arrays ordered ``[global 1, global 2, local 1, ..., local N]``; each view
-    gets its own crop, flip, jitter, grayscale, blur (p ``global_blur_probs[0]``
-    on global 1, ``global_blur_probs[1]`` on global 2, ``local_blur_prob`` on
-    local crops) and, on global 2 only, solarization. See
-    :func:`dino_view_pipeline` and this module's docstring for the upstream
-    transforms used and the normalisation. Sub-pipelines are built here;
-    every random number is drawn when the transform is called.
+    arrays ordered ``[global 1, global 2, local 1, ..., local N]``; each
+    view gets its own crop, flip, jitter, grayscale, blur (p
+    ``global_blur_probs[0]`` on global 1, ``global_blur_probs[1]`` on
+    global 2, ``local_blur_prob`` on local crops) and, on global 2 only,
+    solarization. See :func:`dino_view_pipeline` and this module's
+    docstring for the upstream transforms used and the normalisation.
+    Sub-pipelines are built here; every random number is drawn when the
+    transform is called.
     Paper: https://arxiv.org/abs/2104.14294.
 
     Args:
@@ -191,4 +192,3 @@ class DINOMultiCrop(MultiView):
             num_views.append(num_local_crops)
         super().__init__(transforms=transforms, num_views=num_views)
         self.num_local_crops = num_local_crops
-

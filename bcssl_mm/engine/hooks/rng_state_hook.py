@@ -69,7 +69,10 @@ class RNGStateHook(Hook):
     def after_train_epoch(self, runner) -> None:
         self._gather(runner)
 
-    def after_train_iter(self, runner, batch_idx, data_batch=None,
+    def after_train_iter(self,
+                         runner,
+                         batch_idx,
+                         data_batch=None,
                          outputs=None) -> None:
         if isinstance(runner.train_loop, IterBasedTrainLoop):
             self._gather(runner)

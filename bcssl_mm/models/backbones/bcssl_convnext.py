@@ -1,16 +1,18 @@
-"""BC-SSL: ConvNeXt with a BatchNorm after each depthwise conv and large kernels.
+"""BC-SSL: ConvNeXt with a BatchNorm after each depthwise conv and large
+kernels.
 
-Paper: "The Counterattack of CNNs in Self-Supervised Learning: Larger Kernel Size
-might be All You Need" (https://arxiv.org/abs/2312.05695), Fig. 1 and §3.
+Paper: "The Counterattack of CNNs in Self-Supervised Learning: Larger Kernel
+Size might be All You Need" (https://arxiv.org/abs/2312.05695), Fig. 1 and §3.
 
-The block is mmpretrain's ConvNeXt block with two changes: the depthwise conv has
-no bias and is followed by a BatchNorm, and its kernel is 9x9 by default. Every
-other name, shape and default is mmpretrain's, so that
+The block is mmpretrain's ConvNeXt block with two changes: the depthwise conv
+has no bias and is followed by a BatchNorm, and its kernel is 9x9 by default.
+Every other name, shape and default is mmpretrain's, so that
 
 - a state dict of ``mmpretrain.ConvNeXt`` loads strictly into
-  ``BCSSLConvNeXt(kernel_size=7, dw_norm_cfg=None)`` and gives the same outputs;
-- mmdet's ``LearningRateDecayOptimizerConstructor`` (which keys on the class name
-  containing "ConvNeXt" and on ``downsample_layers.*`` / ``stages.*``) and
+  ``BCSSLConvNeXt(kernel_size=7, dw_norm_cfg=None)`` and gives the same
+  outputs;
+- mmdet's ``LearningRateDecayOptimizerConstructor`` (which keys on the class
+  name containing "ConvNeXt" and on ``downsample_layers.*`` / ``stages.*``) and
   mmpretrain's ``LearningRateDecayOptimWrapperConstructor`` (through
   ``get_layer_depth``) assign ConvNeXt's layer ids.
 
@@ -264,8 +266,8 @@ class BCSSLConvNeXtBlock(ConvNeXtBlock):
             # a fresh mapping, page-faulted on every call (28k faults per
             # batch-8 forward of BC-SSL-T); smaller tiles reuse heap memory
             out = torch.cat([
-                self._deploy_mlp(a, b) for a, b in zip(
-                    x.chunk(tiles), shortcut_rows.chunk(tiles))
+                self._deploy_mlp(a, b)
+                for a, b in zip(x.chunk(tiles), shortcut_rows.chunk(tiles))
             ])
         return out.view(n, h, w, c).permute(0, 3, 1, 2)  # (N, C, H, W)
 
@@ -393,7 +395,8 @@ class BCSSLConvNeXt(ConvNeXt):
             False.
         init_cfg (dict | list[dict], optional): Initialisation. With
             ``dict(type='Pretrained', checkpoint=..., prefix=...)`` the
-            checkpoint is loaded strictly (see :func:`load_backbone_checkpoint`).
+            checkpoint is loaded strictly (see
+            :func:`load_backbone_checkpoint`).
         kernel_size (int): Depthwise kernel, any odd value >= 3. Keyword only.
             Defaults to 9.
         dw_norm_cfg (dict, optional): Norm after each depthwise conv: BN by
@@ -468,8 +471,7 @@ class BCSSLConvNeXt(ConvNeXt):
         ])
         self.stages = nn.ModuleList()
         block_idx = 0
-        for i, (depth, channels) in enumerate(zip(self.depths,
-                                                  self.channels)):
+        for i, (depth, channels) in enumerate(zip(self.depths, self.channels)):
             if i > 0:
                 self.downsample_layers.append(
                     nn.Sequential(
@@ -507,8 +509,8 @@ class BCSSLConvNeXt(ConvNeXt):
                     f'{sorted(self.arch_settings)} or pass a dict with '
                     '"depths" and "channels"')
             arch = self.arch_settings[arch]
-        if not isinstance(arch, dict) or not {'depths', 'channels'
-                                              } <= set(arch):
+        if not isinstance(arch,
+                          dict) or not {'depths', 'channels'} <= set(arch):
             raise ValueError('BCSSLConvNeXt: arch dict needs "depths" and '
                              f'"channels", got {arch!r}')
         depths, channels = list(arch['depths']), list(arch['channels'])
@@ -588,8 +590,8 @@ class BCSSLConvNeXt(ConvNeXt):
         for layer in self.downsample_layers:
             for j, m in enumerate(layer):
                 if isinstance(m, LayerNorm2d):
-                    layer[j] = _convert_layer_norm2d(
-                        m, ChannelsLastLayerNorm2d)
+                    layer[j] = _convert_layer_norm2d(m,
+                                                     ChannelsLastLayerNorm2d)
                 elif isinstance(m, nn.Conv2d):
                     m.to(memory_format=torch.channels_last)
         self.deploy = True

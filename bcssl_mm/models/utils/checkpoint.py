@@ -77,9 +77,9 @@ def load_backbone_checkpoint(module: nn.Module,
 
     expected = module.state_dict()
     missing = [
-        k for k in expected if k not in state_dict and not (
-            k.startswith(tuple(allow_missing))
-            or k.endswith('num_batches_tracked'))
+        k for k in expected
+        if k not in state_dict and not (k.startswith(tuple(allow_missing))
+                                        or k.endswith('num_batches_tracked'))
     ]
     unexpected = [k for k in state_dict if k not in expected]
     mis_shaped = [
@@ -88,10 +88,12 @@ def load_backbone_checkpoint(module: nn.Module,
         if k in expected and tuple(v.shape) != tuple(expected[k].shape)
     ]
     if missing or unexpected or mis_shaped:
-        lines = [f'{filename} does not match {type(module).__name__} '
-                 f'(prefix {prefix!r}):']
-        for title, keys in (('missing keys', missing),
-                            ('unexpected keys', unexpected),
+        lines = [
+            f'{filename} does not match {type(module).__name__} '
+            f'(prefix {prefix!r}):'
+        ]
+        for title, keys in (('missing keys', missing), ('unexpected keys',
+                                                        unexpected),
                             ('mis-shaped keys', mis_shaped)):
             if keys:
                 lines.append(f'  {len(keys)} {title}:')
@@ -102,8 +104,8 @@ def load_backbone_checkpoint(module: nn.Module,
     if logger is not None:
         kept = sorted({
             k.split('.')[0]
-            for k in expected if k not in state_dict
-            and not k.endswith('num_batches_tracked')
+            for k in expected
+            if k not in state_dict and not k.endswith('num_batches_tracked')
         })
         logger.info(f'Loaded {len(state_dict)} backbone tensors from '
                     f'{filename} (prefix {prefix!r}); newly initialised: '

@@ -1,4 +1,5 @@
-# Official DINO's schedule for 512 images per step (docs/recipes.md §2), in fp32;
+# Official DINO's schedule for 512 images per step (docs/recipes.md §2), in
+# fp32;
 # an `-amp-` config sets optim_wrapper.type='DINOAmpOptimWrapper' and
 # loss_scale='dynamic'. 100 epochs.
 
@@ -7,7 +8,9 @@
 optim_wrapper = dict(
     type='DINOOptimWrapper',
     optimizer=dict(
-        type='AdamW', lr=0.0005 * 512 / 256, betas=(0.9, 0.999),
+        type='AdamW',
+        lr=0.0005 * 512 / 256,
+        betas=(0.9, 0.999),
         weight_decay=0.04),
     clip_grad=dict(type='per_tensor', max_norm=3.0),
     constructor='DINOOptimWrapperConstructor',  # the student's parameters

@@ -34,15 +34,15 @@ model = dict(
             in_channels=width, fc_out_channels=256, num_classes=len(classes)),
         mask_roi_extractor=dict(out_channels=width),
         mask_head=dict(
-            in_channels=width, conv_out_channels=width,
+            in_channels=width,
+            conv_out_channels=width,
             num_classes=len(classes))),
     # fewer proposals and RoI samples than COCO's: a few objects per image
     train_cfg=dict(
         rpn_proposal=dict(nms_pre=500, max_per_img=300),
         rcnn=dict(sampler=dict(num=128))),
     test_cfg=dict(
-        rpn=dict(nms_pre=500, max_per_img=300),
-        rcnn=dict(max_per_img=20)))
+        rpn=dict(nms_pre=500, max_per_img=300), rcnn=dict(max_per_img=20)))
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),
@@ -103,8 +103,7 @@ optim_wrapper = dict(
     clip_grad=dict(max_norm=10.0))
 
 default_hooks = dict(
-    logger=dict(interval=10),
-    checkpoint=dict(interval=1, max_keep_ckpts=2))
+    logger=dict(interval=10), checkpoint=dict(interval=1, max_keep_ckpts=2))
 env_cfg = dict(dist_cfg=dict(backend='gloo'))
 randomness = dict(seed=0)
 auto_scale_lr = dict(base_batch_size=4)

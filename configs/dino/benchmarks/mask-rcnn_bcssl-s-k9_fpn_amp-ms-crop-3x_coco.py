@@ -8,10 +8,8 @@ pretrained = 'checkpoints/bcssl-s_dino_teacher.pth'
 
 model = dict(
     backbone=dict(
-        arch='small',
-        drop_path_rate=0.6,
-        init_cfg=dict(checkpoint=pretrained)))
+        arch='small', drop_path_rate=0.6, init_cfg=dict(
+            checkpoint=pretrained)))
 
 optim_wrapper = dict(
-    paramwise_cfg=dict(decay_rate=0.7, num_layers=12),
-    optimizer=dict(lr=2e-4))
+    paramwise_cfg=dict(decay_rate=0.7, num_layers=12), optimizer=dict(lr=2e-4))

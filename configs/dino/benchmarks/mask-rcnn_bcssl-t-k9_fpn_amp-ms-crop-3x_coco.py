@@ -12,7 +12,7 @@
 #       --cfg-options model.backbone.init_cfg.checkpoint=TEACHER.pth
 # The checkpoint is loaded strictly: missing, unexpected or mis-shaped backbone
 # keys stop the run with a list of them.
-_base_ = 'mmdet::convnext/mask-rcnn_convnext-t-p4-w7_fpn_amp-ms-crop-3x_coco.py'
+_base_ = 'mmdet::convnext/mask-rcnn_convnext-t-p4-w7_fpn_amp-ms-crop-3x_coco.py'  # noqa: E501
 
 custom_imports = dict(
     imports=['mmpretrain.models', 'bcssl_mm'], allow_failed_imports=False)

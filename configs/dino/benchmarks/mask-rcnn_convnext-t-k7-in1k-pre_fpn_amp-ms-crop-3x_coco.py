@@ -8,6 +8,4 @@ pretrained = 'https://download.openmmlab.com/mmclassification/v0/convnext/downst
 
 model = dict(
     backbone=dict(
-        kernel_size=7,
-        dw_norm_cfg=None,
-        init_cfg=dict(checkpoint=pretrained)))
+        kernel_size=7, dw_norm_cfg=None, init_cfg=dict(checkpoint=pretrained)))

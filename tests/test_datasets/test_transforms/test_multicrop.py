@@ -47,8 +47,8 @@ def test_registered_number_order_and_sizes():
     out = DINOMultiCrop()(dict(img=img.copy()))['img']
     assert [v.shape[:2] for v in out] == [(224, 224)] * 2 + [(96, 96)] * 8
 
-    out = DINOMultiCrop(num_local_crops=0, global_crop_size=24)(
-        dict(img=img.copy()))['img']
+    out = DINOMultiCrop(
+        num_local_crops=0, global_crop_size=24)(dict(img=img.copy()))['img']
     assert [v.shape for v in out] == [(24, 24, 3)] * 2
 
 
@@ -201,8 +201,7 @@ def test_color_jitter_on_bgr_matches_torchvision_on_rgb(order, factors):
     jitter = apply.transforms.transforms[0]
     img = random_image()
     with mock.patch.object(
-            jitter, '_rand_params',
-            return_value=(np.array(order), *factors)):
+            jitter, '_rand_params', return_value=(np.array(order), *factors)):
         out = jitter(dict(img=img.copy()))['img']
 
     ref = Image.fromarray(img[..., ::-1].copy())
@@ -223,7 +222,11 @@ def test_crop_and_solarize_match_pil():
             crop, 'rand_crop_params', return_value=(5, 7, 30, 41)):
         out = crop(dict(img=img.copy()))['img']
     ref = TF.resized_crop(
-        Image.fromarray(img), 5, 7, 30, 41, [16, 16],
+        Image.fromarray(img),
+        5,
+        7,
+        30,
+        41, [16, 16],
         interpolation=InterpolationMode.BICUBIC)
     assert np.array_equal(out, np.asarray(ref))
 

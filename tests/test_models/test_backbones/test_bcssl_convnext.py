@@ -11,7 +11,6 @@ from bcssl_mm.models import BCSSLConvNeXt
 from bcssl_mm.models.backbones.bcssl_convnext import (_HAS_MKLDNN_LINEAR,
                                                       BCSSLConvNeXtBlock)
 from bcssl_mm.models.utils import CheckpointMismatchError
-
 from conftest import randomize_bn
 
 ATTO = [40, 80, 160, 320]
@@ -67,8 +66,9 @@ def test_frozen_stages():
     for i in range(4):
         params = list(model.downsample_layers[i].parameters()) + list(
             model.stages[i].parameters())
-        bns = [m for m in model.stages[i].modules()
-               if isinstance(m, _BatchNorm)]
+        bns = [
+            m for m in model.stages[i].modules() if isinstance(m, _BatchNorm)
+        ]
         frozen = i < 2
         assert all(p.requires_grad != frozen for p in params)
         assert all(bn.training != frozen for bn in bns)
@@ -142,8 +142,8 @@ def test_deploy_mlp_paths_agree(monkeypatch, mkldnn, tile_bytes):
     with torch.no_grad():
         ref = model(x)
         # 4 KiB tiles of the (2*16*16, 160) hidden: 80 tiles in stage 0
-        assert block._num_tiles(torch.zeros(512, 40)) == (80 if tile_bytes
-                                                           else 1)
+        assert block._num_tiles(torch.zeros(512,
+                                            40)) == (80 if tile_bytes else 1)
         assert block._use_mkldnn_mlp(x) == (mkldnn and _HAS_MKLDNN_LINEAR)
         _assert_outputs_equal(deploy(x), ref)
         # a channels-last input gives the same outputs
@@ -188,11 +188,16 @@ def test_layer_scale_folded_into_pointwise_conv2():
 def test_deploy_plain_convnext_matches_mmpretrain():
     torch.manual_seed(0)
     upstream = ConvNeXt(
-        'atto', out_indices=[0, 1, 2, 3], gap_before_final_norm=False,
+        'atto',
+        out_indices=[0, 1, 2, 3],
+        gap_before_final_norm=False,
         layer_scale_init_value=0.5)
     upstream.init_weights()
     ours = BCSSLConvNeXt(
-        'atto', kernel_size=7, dw_norm_cfg=None, out_indices=(0, 1, 2, 3),
+        'atto',
+        kernel_size=7,
+        dw_norm_cfg=None,
+        out_indices=(0, 1, 2, 3),
         gap_before_final_norm=False)
     ours.load_state_dict(upstream.state_dict(), strict=True)
     upstream.eval(), ours.eval()
@@ -237,10 +242,12 @@ def test_parameter_names_follow_mmpretrain():
 
 
 # Parameter counts with a 1000-class head, docs/recipes.md §1 (within 1M)
-@pytest.mark.parametrize('arch, kernel_size, params_m', [
-    ('tiny', 3, 28), ('tiny', 5, 28), ('tiny', 7, 29), ('tiny', 9, 29),
-    ('tiny', 15, 30), ('small', 9, 50)
-])
+@pytest.mark.parametrize('arch, kernel_size, params_m', [('tiny', 3, 28),
+                                                         ('tiny', 5, 28),
+                                                         ('tiny', 7, 29),
+                                                         ('tiny', 9, 29),
+                                                         ('tiny', 15, 30),
+                                                         ('small', 9, 50)])
 def test_parameter_counts_match_paper(arch, kernel_size, params_m):
     model = BCSSLConvNeXt(arch, kernel_size=kernel_size)
     n = sum(p.numel() for p in model.parameters()) + 768 * 1000 + 1000
@@ -312,8 +319,8 @@ def test_get_layer_depth_for_mmpretrain():
     assert model.get_layer_depth('backbone.stages.2.7.dw_norm.weight',
                                  'backbone.') == (5, 8)
     assert model.get_layer_depth('head.fc.weight', 'backbone.') == (7, 8)
-    assert BCSSLConvNeXt('small').get_layer_depth(
-        'backbone.stages.3.0.gamma', 'backbone.') == (12, 14)
+    assert BCSSLConvNeXt('small').get_layer_depth('backbone.stages.3.0.gamma',
+                                                  'backbone.') == (12, 14)
 
 
 class TestPretrainedLoading:
@@ -328,8 +335,8 @@ class TestPretrainedLoading:
             arch='atto',
             out_indices=(0, 1, 2, 3),
             gap_before_final_norm=False,
-            init_cfg=dict(type='Pretrained', checkpoint=path,
-                          prefix='backbone.'))
+            init_cfg=dict(
+                type='Pretrained', checkpoint=path, prefix='backbone.'))
         cfg.update(kwargs)
         return BCSSLConvNeXt(**cfg)
 
@@ -369,11 +376,12 @@ class TestPretrainedLoading:
     def test_wrong_prefix_and_missing_file(self, tmp_path):
         sd = BCSSLConvNeXt('atto').state_dict()
         model = self._detector_backbone(self._save(tmp_path, sd))
-        with pytest.raises(CheckpointMismatchError, match="prefix 'backbone.'"):
+        with pytest.raises(
+                CheckpointMismatchError, match="prefix 'backbone.'"):
             model.init_weights()
         model = self._detector_backbone(str(tmp_path / 'nope.pth'))
-        with pytest.raises(FileNotFoundError,
-                           match='model.backbone.init_cfg.checkpoint'):
+        with pytest.raises(
+                FileNotFoundError, match='model.backbone.init_cfg.checkpoint'):
             model.init_weights()
 
     def test_unchanged_model_after_failure(self, tmp_path):
@@ -389,7 +397,8 @@ class TestPretrainedLoading:
 
 def test_with_cp_gives_same_outputs_and_grads():
     torch.manual_seed(0)
-    plain = BCSSLConvNeXt('atto', out_indices=(0, 3), layer_scale_init_value=1.)
+    plain = BCSSLConvNeXt(
+        'atto', out_indices=(0, 3), layer_scale_init_value=1.)
     ckpt = BCSSLConvNeXt(
         'atto', out_indices=(0, 3), layer_scale_init_value=1., with_cp=True)
     ckpt.load_state_dict(plain.state_dict())
@@ -411,8 +420,8 @@ def test_mmpretrain_convnext_suite_arguments():
     # ConvNeXt asserts, BCSSLConvNeXt raises a ValueError naming the argument
     for arch, match in [('unknown', 'unknown arch'),
                         (dict(channels=[2, 3, 4, 5]), 'needs "depths"'),
-                        (dict(depths=[2, 3, 4], channels=[2, 3, 4, 5]),
-                         'differ in length')]:
+                        (dict(depths=[2, 3, 4],
+                              channels=[2, 3, 4, 5]), 'differ in length')]:
         with pytest.raises(ValueError, match=match):
             BCSSLConvNeXt(arch=arch)
 
@@ -426,8 +435,9 @@ def test_mmpretrain_convnext_suite_pooled_outputs(with_cp, linear_pw_conv):
     model.train()
     outs = model(torch.randn(1, 3, 64, 64, requires_grad=with_cp))
     assert len(outs) == 1 and outs[0].shape == (1, 320)
-    outs = BCSSLConvNeXt('atto', out_indices=(0, 1, 2, 3))(
-        torch.randn(1, 3, 64, 64))
+    outs = BCSSLConvNeXt(
+        'atto', out_indices=(0, 1, 2, 3))(
+            torch.randn(1, 3, 64, 64))
     assert [o.shape for o in outs] == [(1, c) for c in ATTO]
 
 
@@ -463,9 +473,9 @@ def test_takes_mmpretrain_convnext_arguments_in_its_order():
     # the same positional arguments, then the BC-SSL ones, keyword only
     assert [p.name for p in ours[:len(theirs)]] == [p.name for p in theirs]
     assert all(p.kind is p.KEYWORD_ONLY for p in ours[len(theirs):])
-    assert {p.name for p in ours[len(theirs):]} == {
-        'kernel_size', 'dw_norm_cfg', 'norm_eval'
-    }
+    assert {p.name
+            for p in ours[len(theirs):]
+            } == {'kernel_size', 'dw_norm_cfg', 'norm_eval'}
     model = BCSSLConvNeXt('atto', 1)  # in_channels, as in ConvNeXt
     assert model.downsample_layers[0][0].in_channels == 1
 
