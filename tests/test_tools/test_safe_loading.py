@@ -1,5 +1,6 @@
 """A malicious checkpoint is refused by every entry point of the toolkit
-that loads one, and the code it carries never runs."""
+that loads one, and the code it carries never runs. The three converters
+have the same test in test_model_converters.py."""
 import sys
 
 import pytest
@@ -38,8 +39,9 @@ def _train(tmp_path, shapes_root, *extra, options=(), config=DEMO_CONFIG):
     ]
 
 
-@pytest.mark.parametrize('entry',
-                         ['test.py', 'init_cfg', 'load_from', 'resume'])
+@pytest.mark.parametrize(
+    'entry',
+    ['test.py', 'init_cfg', 'load_from', 'resume', 'visualize_cam.py'])
 def test_entry_point_refuses_malicious_checkpoint(tmp_path, shapes_root, evil,
                                                   entry):
     path, marker = evil
@@ -59,8 +61,16 @@ def test_entry_point_refuses_malicious_checkpoint(tmp_path, shapes_root, evil,
         cmd = _train(tmp_path, shapes_root, config=str(config))
     elif entry == 'load_from':
         cmd = _train(tmp_path, shapes_root, options=[f'load_from={path}'])
-    else:
+    elif entry == 'resume':
         cmd = _train(tmp_path, shapes_root, '--resume', path)
+    else:
+        cmd = [
+            sys.executable, 'tools/analysis_tools/visualize_cam.py',
+            '--img-dir', f'{shapes_root}val', '--max-images', '1', '--models',
+            'bcssl_convnext_atto_k9', '--checkpoint',
+            f'bcssl_convnext_atto_k9={path}', '--img-size', '64', '--out',
+            str(tmp_path / 'work' / 'cam.png')
+        ]
     with pytest.raises(AssertionError) as e:
         run_tool(cmd)
     msg = str(e.value)
