@@ -1,7 +1,8 @@
-from .dino_hook import DINOHook, teacher_momentum, teacher_temperature
+from .dino_hook import (DINOHook, plain_bn_running_stats, teacher_momentum,
+                        teacher_temperature)
 from .rng_state_hook import RNGStateHook, get_rng_state, set_rng_state
 
 __all__ = [
     'DINOHook', 'RNGStateHook', 'get_rng_state', 'set_rng_state',
-    'teacher_momentum', 'teacher_temperature'
+    'plain_bn_running_stats', 'teacher_momentum', 'teacher_temperature'
 ]

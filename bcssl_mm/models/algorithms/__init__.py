@@ -1,3 +1,3 @@
-from .dino import DINO, embed_views
+from .dino import DINO, TEACHER_TEMP_KEY, embed_views, step_teacher_temp
 
-__all__ = ['DINO', 'embed_views']
+__all__ = ['DINO', 'TEACHER_TEMP_KEY', 'embed_views', 'step_teacher_temp']
