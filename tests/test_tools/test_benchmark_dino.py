@@ -24,9 +24,30 @@ def test_tiny_run_reports_throughput_and_memory(capsys):
     assert '| s/iter | img/s |' in out
 
 
+TINY = [
+    '--config', DEMO, '--batch-size', '2', '--num-local-crops', '2',
+    '--global-size', '64', '--local-size', '32'
+]
+
+
+def test_compare_reference_reports_a_ratio(capsys):
+    args = bench.get_args_parser().parse_args(
+        TINY + ['--warmup', '0', '--repeats', '2', '--compare-reference'])
+    r = bench.main(args)
+    assert r['ref_s_per_iter'] > 0
+    assert r['ratio'] == pytest.approx(r['s_per_iter'] / r['ref_s_per_iter'])
+    assert len(r['ref_losses']) == len(r['losses']) == 2
+    # both loops started from the same weights and saw the same crops
+    assert r['ref_losses'][0] == pytest.approx(r['losses'][0], rel=1e-5)
+    out = capsys.readouterr().out
+    assert '| ratio |' in out and 'largest loss difference' in out
+
+
 @pytest.mark.parametrize('argv, match', [
     (['--amp'], '--amp needs --device cuda'),
     (['--batch-size', '0'], '--batch-size must be >= 1'),
+    (['--compare-reference', '--amp', '--device', 'cuda'], 'fp32 only'),
+    (['--profile'], '--profile needs --compare-reference'),
 ])
 def test_bad_arguments(argv, match):
     args = bench.get_args_parser().parse_args(argv)
