@@ -171,8 +171,11 @@ class DINO(BaseSelfSupervisor):
     def update_teacher(self, momentum: float) -> None:
         """``teacher <- m * teacher + (1 - m) * student``, parameters only
         (buffers such as BN statistics stay the teacher's own)."""
-        for _, s, t in self.student_teacher_params():
-            t.mul_(momentum).add_(s.detach(), alpha=1. - momentum)
+        _, student, teacher = zip(*self.student_teacher_params())
+        # NOTE: one multi-tensor call per operation instead of two Python
+        # calls per parameter; the same arithmetic per element
+        torch._foreach_mul_(teacher, momentum)
+        torch._foreach_add_(teacher, student, alpha=1. - momentum)
 
     def extract_feat(self, inputs: torch.Tensor):
         """Teacher backbone features: DINO evaluates the teacher."""
