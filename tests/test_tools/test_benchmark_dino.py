@@ -25,15 +25,31 @@ def test_tiny_run_reports_throughput_and_memory(capsys):
     assert '| s/iter | img/s |' in out
 
 
-TINY = [
-    '--config', DEMO, '--batch-size', '2', '--num-local-crops', '2',
-    '--global-size', '64', '--local-size', '32'
-]
+@pytest.fixture(scope='module')
+def tiny(tmp_path_factory) -> list:
+    """Arguments for the demo config shrunk to a one-block-per-stage
+    backbone and a small head, 2 images, 2 + 2 crops of 64 / 32 px."""
+    path = tmp_path_factory.mktemp('dino') / 'dino_tiny.py'
+    path.write_text(f"""
+_base_ = {DEMO!r}
+model = dict(
+    backbone=dict(arch=dict(_delete_=True, depths=[1, 1, 1, 1],
+                            channels=[8, 16, 16, 16]),
+                  kernel_size=3),
+    neck=dict(in_channels=16, out_channels=64, hidden_channels=32,
+              bottleneck_channels=8),
+    head=dict(loss=dict(out_dim=64)))
+""")
+    return [
+        '--config',
+        str(path), '--batch-size', '2', '--num-local-crops', '2',
+        '--global-size', '64', '--local-size', '32'
+    ]
 
 
-def test_compare_reference_reports_a_ratio(capsys):
+def test_compare_reference_reports_a_ratio(tiny, capsys):
     args = bench.get_args_parser().parse_args(
-        TINY + ['--warmup', '0', '--repeats', '2', '--compare-reference'])
+        tiny + ['--warmup', '0', '--repeats', '2', '--compare-reference'])
     r = bench.main(args)
     assert r['ref_s_per_iter'] > 0
     assert r['ratio'] == pytest.approx(r['s_per_iter'] / r['ref_s_per_iter'])
@@ -45,11 +61,11 @@ def test_compare_reference_reports_a_ratio(capsys):
 
 
 @pytest.mark.parametrize('freeze_last_layer', [True, False])
-def test_two_steps_equal_the_reference_loop(freeze_last_layer):
+def test_two_steps_equal_the_reference_loop(tiny, freeze_last_layer):
     """The toolkit's steps (mmengine's train_step, DINOOptimWrapper,
     DINOHook's EMA) and official DINO's, written out, give the same losses
     and the same weights, bit for bit."""
-    args = bench.get_args_parser().parse_args(TINY)
+    args = bench.get_args_parser().parse_args(tiny)
     model, optim_wrapper, ow_cfg, data = bench.build(args)
     ref = bench.ReferenceDINO(model, ow_cfg['optimizer'],
                               ow_cfg['clip_grad']['max_norm'])
