@@ -27,7 +27,7 @@ networks and weights, fed the same normalised crops (official DINO
 normalises in its data loader). It prints both medians, their ratio and the
 largest difference between the two loops' losses (0 while they agree).
 ``--profile`` prints, for one step of each loop, the operators with the most
-self CPU time (``torch.profiler``).
+self CPU time (``torch.profiler``). The peak memory then covers both loops.
 
     python tools/analysis_tools/benchmark_dino.py [--batch-size 4]
         [--num-local-crops 8] [--warmup 1] [--repeats 3]
@@ -127,14 +127,14 @@ class ReferenceDINO:
         ``g * v / ||v||`` as ``torch.nn.utils.weight_norm`` computes them."""
         x = F.normalize(neck.mlp(x), dim=-1, p=2)
         last = neck.last_layer
-        return F.linear(x, torch._weight_norm(last.weight_v, last.weight_g,
-                                              0))
+        return F.linear(x, torch._weight_norm(last.weight_v, last.weight_g, 0))
 
     def loss(self, student_out: torch.Tensor, teacher_out: torch.Tensor,
              num_crops: int, teacher_temp: float) -> torch.Tensor:
         student = (student_out / self.student_temp).chunk(num_crops)
-        teacher = F.softmax((teacher_out - self.center) / teacher_temp,
-                            dim=-1).detach().chunk(self.num_global)
+        teacher = F.softmax(
+            (teacher_out - self.center) / teacher_temp,
+            dim=-1).detach().chunk(self.num_global)
         total, terms = 0, 0
         for i, q in enumerate(teacher):
             for v, s in enumerate(student):
@@ -234,15 +234,15 @@ def synthetic_views(args: argparse.Namespace) -> list:
     g = torch.Generator().manual_seed(args.seed)
     sizes = [args.global_size] * 2 + [args.local_size] * args.num_local_crops
     return [
-        torch.randint(0, 256, (args.batch_size, 3, s, s),
-                      generator=g).float() for s in sizes
+        torch.randint(0, 256, (args.batch_size, 3, s, s), generator=g).float()
+        for s in sizes
     ]
 
 
-def time_interleaved(steps: Dict[str, Callable[[], float]],
-                     device: torch.device, warmup: int, repeats: int,
-                     seed: int) -> Dict[str, tuple]:
-    """Alternate the steps (A B, B A, A B, ...) ``warmup + repeats`` times;
+def time_interleaved(steps: Dict[str, Callable], device: torch.device,
+                     warmup: int, repeats: int, seed: int) -> Dict[str, tuple]:
+    """Alternate the steps (functions returning the loss: A B, B A, A B,
+    ...) ``warmup + repeats`` times;
     time the last ``repeats`` of each. The RNG is reseeded before every
     step, so both loops draw the same drop-path masks.
 
@@ -310,7 +310,7 @@ def toolkit_step(model: nn.Module, optim_wrapper, data: dict,
                                                   TEACHER_TEMP)
     log_vars = model.train_step(data, optim_wrapper)
     model.update_teacher(MOMENTUM)
-    return float(log_vars['loss'])
+    return log_vars['loss'].item()
 
 
 def measure(args: argparse.Namespace) -> dict:
@@ -339,9 +339,8 @@ def measure(args: argparse.Namespace) -> dict:
         freeze_last_layer=args.freeze_last_layer,
         warmup=args.warmup,
         repeats=args.repeats,
-        student_params_m=sum(
-            p.numel() for n, p in model.named_parameters()
-            if not n.startswith('teacher.')) / 1e6)
+        student_params_m=sum(p.numel() for n, p in model.named_parameters()
+                             if not n.startswith('teacher.')) / 1e6)
     if args.compare_reference:
         reference = ReferenceDINO(model, ow_cfg['optimizer'],
                                   ow_cfg['clip_grad']['max_norm'])
