@@ -88,7 +88,10 @@ class Recorder(Hook):
                 lr=groups[0]['lr'],
                 wd=[g['weight_decay'] for g in groups]))
 
-    def after_train_iter(self, runner, batch_idx, data_batch=None,
+    def after_train_iter(self,
+                         runner,
+                         batch_idx,
+                         data_batch=None,
                          outputs=None):
         model = runner.model
         row = self.rows[-1]
@@ -96,8 +99,7 @@ class Recorder(Hook):
             'train/teacher_momentum').current()
         row['last_layer_moved'] = not torch.equal(
             model.neck.last_layer.weight_v, self._v)
-        row['mlp_moved'] = not torch.equal(model.neck.mlp[0].weight,
-                                           self._w)
+        row['mlp_moved'] = not torch.equal(model.neck.mlp[0].weight, self._w)
 
 
 def test_schedules_and_last_layer_freezing(tmp_path, shapes_root):
@@ -125,8 +127,8 @@ def test_schedules_and_last_layer_freezing(tmp_path, shapes_root):
         # weight decay: cosine 0.04 -> 0.4 on decayed groups, 0 elsewhere
         want_wd = 0.4 + (0.04 - 0.4) * (1 + math.cos(math.pi * it / total)) / 2
         decayed = [wd for wd in r['wd'] if wd != 0]
-        assert decayed and all(
-            wd == pytest.approx(want_wd, rel=1e-6) for wd in decayed), it
+        assert decayed and all(wd == pytest.approx(want_wd, rel=1e-6)
+                               for wd in decayed), it
         assert 0. in r['wd']  # biases and 1-D params
         # teacher momentum: 1 - 0.004 (cos(pi it / total) + 1) / 2
         want_m = 1 - 0.004 * (math.cos(math.pi * it / total) + 1) / 2
@@ -202,8 +204,7 @@ def _dist_worker(rank, world_size, port, out_dir):
 
     from bcssl_mm.engine.hooks import DINOHook
 
-    sys.path.insert(0, str(ROOT / 'tests' / 'test_models' /
-                           'test_algorithms'))
+    sys.path.insert(0, str(ROOT / 'tests' / 'test_models' / 'test_algorithms'))
     from test_dino import batch, optim_wrapper, tiny_dino
 
     torch.manual_seed(0)  # same initial weights on both ranks
@@ -214,16 +215,19 @@ def _dist_worker(rank, world_size, port, out_dir):
         module=model, device_ids=None, broadcast_buffers=False)
     ow = optim_wrapper(model)
     runner = SimpleNamespace(
-        model=ddp, optim_wrapper=ow,
-        message_hub=MessageHub.get_current_instance(), epoch=1, iter=0,
+        model=ddp,
+        optim_wrapper=ow,
+        message_hub=MessageHub.get_current_instance(),
+        epoch=1,
+        iter=0,
         max_iters=10)
     hook = DINOHook()
     hook.before_train(runner)
     hook.before_train_iter(runner, 0)
     seen = []
     update = model.head.loss_module.update_center
-    model.head.loss_module.update_center = lambda t: (seen.append(
-        t.detach().clone()), update(t))
+    model.head.loss_module.update_center = lambda t: (seen.append(t.detach(
+    ).clone()), update(t))
     ddp.train_step(batch(seed=rank), ow)  # different data on each rank
     bn_stats = {
         k: v.clone()
@@ -263,9 +267,8 @@ def test_two_process_step_keeps_ranks_identical(tmp_path):
     # the center is the mean teacher output over both ranks' batches
     t0, t1 = out['teacher_outs']
     assert not torch.allclose(t0.mean(0), t1.mean(0))
-    torch.testing.assert_close(
-        s0['head.loss_module.center'],
-        0.1 * torch.cat([t0, t1]).mean(0, keepdim=True))
+    torch.testing.assert_close(s0['head.loss_module.center'],
+                               0.1 * torch.cat([t0, t1]).mean(0, keepdim=True))
 
 
 def test_dist_train_tool_runs_dino(tmp_path, shapes_root):
@@ -275,7 +278,8 @@ def test_dist_train_tool_runs_dino(tmp_path, shapes_root):
         'bash', 'tools/dist_train.sh', config, '2', '--work-dir',
         str(work_dir), '--cfg-options', 'train_cfg.max_epochs=2',
         'train_dataloader.batch_size=2'
-    ], PORT='29533')
+    ],
+                    PORT='29533')
     log = proc.stdout + proc.stderr
     assert 'Distributed training: True' in log
     assert (work_dir / 'epoch_2.pth').is_file()

@@ -13,15 +13,19 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from bcssl_mm.models.algorithms import TEACHER_TEMP_KEY
 
 
-def teacher_momentum(it: int, total: int, base: float = 0.996,
+def teacher_momentum(it: int,
+                     total: int,
+                     base: float = 0.996,
                      end: float = 1.) -> float:
     """``end - (end - base) * (cos(pi * it / total) + 1) / 2``: DINO's
     cosine schedule from ``base`` at iteration 0 towards ``end``."""
     return end - (end - base) * (math.cos(math.pi * it / total) + 1) / 2
 
 
-def teacher_temperature(epoch: int, warmup_temp: float = 0.04,
-                        temp: float = 0.07, warmup_epochs: int = 30) -> float:
+def teacher_temperature(epoch: int,
+                        warmup_temp: float = 0.04,
+                        temp: float = 0.07,
+                        warmup_epochs: int = 30) -> float:
     """Linear from ``warmup_temp`` at epoch 0 to ``temp`` at epoch
     ``warmup_epochs - 1``, then ``temp``: official DINO's
     ``np.linspace(warmup_temp, temp, warmup_epochs)`` indexed by epoch."""
@@ -126,7 +130,9 @@ class DINOHook(Hook):
         return teacher_momentum(runner.iter, runner.max_iters, self.momentum,
                                 self.end_momentum)
 
-    def before_train_iter(self, runner, batch_idx: int,
+    def before_train_iter(self,
+                          runner,
+                          batch_idx: int,
                           data_batch=None) -> None:
         model = self._model(runner)
         temp = teacher_temperature(runner.epoch, self.warmup_teacher_temp,

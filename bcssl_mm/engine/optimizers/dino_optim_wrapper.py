@@ -56,8 +56,8 @@ class DINOOptimWrapperMixin:
         if self.clip_per_tensor is None:
             return super()._clip_grad()
         params = [
-            p for group in self.optimizer.param_groups
-            for p in group['params'] if p.requires_grad and p.grad is not None
+            p for group in self.optimizer.param_groups for p in group['params']
+            if p.requires_grad and p.grad is not None
         ]
         if params:
             norm = clip_grad_per_tensor_(params, self.clip_per_tensor)
@@ -105,8 +105,11 @@ class DINOOptimWrapperConstructor(DefaultOptimWrapperConstructor):
     https://arxiv.org/abs/2104.14294.
     """
 
-    def add_params(self, params: List[dict], module: torch.nn.Module,
-                   prefix: str = '', **kwargs) -> None:
+    def add_params(self,
+                   params: List[dict],
+                   module: torch.nn.Module,
+                   prefix: str = '',
+                   **kwargs) -> None:
         if prefix == 'teacher':
             return
         super().add_params(params, module, prefix=prefix, **kwargs)

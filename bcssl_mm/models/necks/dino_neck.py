@@ -74,17 +74,18 @@ class DINONeck(BaseModule):
             bias 0) on the MLP's linear layers, as in official DINO.
     """
 
-    def __init__(self,
-                 in_channels: int,
-                 out_channels: int = 65536,
-                 hidden_channels: int = 2048,
-                 bottleneck_channels: int = 256,
-                 num_layers: int = 3,
-                 with_bn: bool = False,
-                 norm_last_layer: bool = False,
-                 init_cfg: Optional[Union[dict, list]] = dict(
-                     type='TruncNormal', layer='Linear', std=0.02,
-                     bias=0.)) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int = 65536,
+        hidden_channels: int = 2048,
+        bottleneck_channels: int = 256,
+        num_layers: int = 3,
+        with_bn: bool = False,
+        norm_last_layer: bool = False,
+        init_cfg: Optional[Union[dict, list]] = dict(
+            type='TruncNormal', layer='Linear', std=0.02, bias=0.)
+    ) -> None:
         super().__init__(init_cfg=init_cfg)
         if num_layers < 1:
             raise ValueError(

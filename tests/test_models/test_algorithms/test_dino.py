@@ -22,8 +22,11 @@ def tiny_dino(**kwargs) -> nn.Module:
             type='BCSSLConvNeXt', arch=TINY, kernel_size=3,
             drop_path_rate=0.1),
         neck=dict(
-            type='DINONeck', in_channels=16, out_channels=64,
-            hidden_channels=32, bottleneck_channels=8),
+            type='DINONeck',
+            in_channels=16,
+            out_channels=64,
+            hidden_channels=32,
+            bottleneck_channels=8),
         head=dict(type='DINOHead', loss=dict(type='DINOLoss', out_dim=64)))
     cfg.update(kwargs)
     model = MODELS.build(cfg)
@@ -99,8 +102,8 @@ def test_teacher_after_one_step():
     m = teacher_momentum(0, 10)
     model.update_teacher(m)
     for n, s, t in model.student_teacher_params():
-        torch.testing.assert_close(t, m * teacher_before[n] + (1 - m) * s,
-                                   msg=n)
+        torch.testing.assert_close(
+            t, m * teacher_before[n] + (1 - m) * s, msg=n)
     # the EMA leaves buffers alone
     for k, v in model.teacher.named_buffers():
         assert torch.equal(v, t_buffers_before[k]), k
@@ -177,8 +180,7 @@ def test_extract_feat_uses_teacher():
     model.eval()
     torch.testing.assert_close(
         model.extract_feat(x)[0], model.teacher['backbone'](x)[0])
-    assert not torch.allclose(
-        model.extract_feat(x)[0], model.backbone(x)[0])
+    assert not torch.allclose(model.extract_feat(x)[0], model.backbone(x)[0])
 
 
 def test_clip_grad_per_tensor():
@@ -187,8 +189,8 @@ def test_clip_grad_per_tensor():
     a.grad = torch.tensor([3., 4., 0.])  # norm 5 > 3: scaled
     b.grad = torch.tensor([0.6, 0.8])  # norm 1 < 3: kept
     total = clip_grad_per_tensor_([a, b], 3.0)
-    torch.testing.assert_close(a.grad, torch.tensor([3., 4., 0.]) * 3 /
-                               (5 + 1e-6))
+    torch.testing.assert_close(a.grad,
+                               torch.tensor([3., 4., 0.]) * 3 / (5 + 1e-6))
     torch.testing.assert_close(b.grad, torch.tensor([0.6, 0.8]))
     assert total.item() == pytest.approx(26**0.5)
 
@@ -213,8 +215,12 @@ def test_frozen_params_are_not_updated():
 def test_norm_last_layer_fixes_weight_g():
     model = tiny_dino(
         neck=dict(
-            type='DINONeck', in_channels=16, out_channels=64,
-            hidden_channels=32, bottleneck_channels=8, norm_last_layer=True))
+            type='DINONeck',
+            in_channels=16,
+            out_channels=64,
+            hidden_channels=32,
+            bottleneck_channels=8,
+            norm_last_layer=True))
     assert not model.neck.last_layer.weight_g.requires_grad
     w = model.neck.last_layer.weight
     torch.testing.assert_close(w.norm(dim=1), torch.ones(64))
@@ -233,6 +239,8 @@ def test_constructor_leaves_the_teacher_out():
     ow = optim_wrapper(model)
     optimized = {id(p) for g in ow.optimizer.param_groups for p in g['params']}
     assert not optimized & {id(p) for p in model.teacher.parameters()}
-    student = [p for n, p in model.named_parameters()
-               if not n.startswith('teacher.') and p.requires_grad]
+    student = [
+        p for n, p in model.named_parameters()
+        if not n.startswith('teacher.') and p.requires_grad
+    ]
     assert {id(p) for p in student} <= optimized

@@ -31,8 +31,11 @@ def test_weight_norm_linear_equals_torch_weight_norm():
 
 def test_norm_fixed_keeps_unit_rows_without_gradient():
     neck = DINONeck(
-        in_channels=6, out_channels=10, hidden_channels=8,
-        bottleneck_channels=4, norm_last_layer=True)
+        in_channels=6,
+        out_channels=10,
+        hidden_channels=8,
+        bottleneck_channels=4,
+        norm_last_layer=True)
     last = neck.last_layer
     assert not last.weight_g.requires_grad
     out = neck((torch.randn(3, 6), ))[0]
