@@ -61,7 +61,7 @@ def test_compare_reference_reports_a_ratio(tiny, capsys):
 
 
 @pytest.mark.parametrize('freeze_last_layer', [True, False])
-def test_two_steps_equal_the_reference_loop(tiny, freeze_last_layer):
+def test_three_steps_equal_the_reference_loop(tiny, freeze_last_layer):
     """The toolkit's steps (mmengine's train_step, DINOOptimWrapper,
     DINOHook's EMA) and official DINO's, written out, give the same losses
     and the same weights, bit for bit."""
@@ -72,7 +72,7 @@ def test_two_steps_equal_the_reference_loop(tiny, freeze_last_layer):
     with torch.no_grad():
         crops = model.data_preprocessor(data, True)['inputs']
     last_layer = model.neck.last_layer.weight_v.detach().clone()
-    for i in range(2):
+    for i in range(3):  # the 3rd step's loss depends on the 2nd's center
         torch.manual_seed(i)  # same drop-path masks
         loss = bench.toolkit_step(model, optim_wrapper, data,
                                   freeze_last_layer)
@@ -91,8 +91,7 @@ def test_two_steps_equal_the_reference_loop(tiny, freeze_last_layer):
         assert a.keys() == b.keys()
         for k in a:
             assert torch.equal(a[k], b[k]), k
-    # c m + (1 - m) mean(t) in another order of operations
-    torch.testing.assert_close(model.head.loss_module.center, ref.center)
+    assert torch.equal(model.head.loss_module.center, ref.center)
 
 
 @pytest.mark.parametrize('argv, match', [

@@ -154,10 +154,11 @@ class ReferenceDINO:
                                           crops[:self.num_global])
         student_out = self.multi_crop(self.student, crops)
         loss = self.loss(student_out, teacher_out, len(crops), teacher_temp)
-        with torch.no_grad():
+        with torch.no_grad():  # single process: the batch mean
+            batch_center = teacher_out.sum(
+                dim=0, keepdim=True) / teacher_out.shape[0]
             m = self.center_momentum
-            self.center = self.center * m + teacher_out.mean(
-                dim=0, keepdim=True) * (1 - m)
+            self.center = self.center * m + batch_center * (1 - m)
         self.optimizer.zero_grad()
         loss.backward()
         for p in self.student.parameters():
