@@ -45,7 +45,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.config import Config, DictAction
-from mmengine.logging import MessageHub
 from mmengine.model import revert_sync_batchnorm
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DefaultScope
@@ -54,7 +53,7 @@ from mmpretrain.registry import MODELS
 import bcssl_mm  # noqa: F401
 from bcssl_mm.analysis.bench import (PeakMemory, median_and_spread, sync,
                                      time_train_steps)
-from bcssl_mm.models.algorithms import TEACHER_TEMP_KEY
+from bcssl_mm.models.algorithms import set_step_teacher_temp
 
 DEFAULT_CONFIG = 'configs/dino/dino_bcssl-t-k9_8xb64-amp-coslr-100e_in1k.py'
 # values of the first epoch of the recipe (DINOHook's schedules at iter 0)
@@ -307,8 +306,7 @@ def toolkit_step(model: nn.Module, optim_wrapper, data: dict,
     optim_wrapper.frozen_params = [
         p for p in model.neck.last_layer.parameters() if p.requires_grad
     ] if freeze_last_layer else []
-    MessageHub.get_current_instance().update_info(TEACHER_TEMP_KEY,
-                                                  TEACHER_TEMP)
+    set_step_teacher_temp(TEACHER_TEMP)
     log_vars = model.train_step(data, optim_wrapper)
     model.update_teacher(MOMENTUM)
     return log_vars['loss'].item()

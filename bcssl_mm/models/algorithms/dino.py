@@ -71,7 +71,8 @@ def step_teacher_temp() -> float:
     stores it as runtime info ``'teacher_temp'`` of mmengine's current
     :class:`MessageHub` (the channel through which mmengine's loop hands
     ``epoch`` and ``iter`` to the rest of a run). Outside a runner, call
-    :meth:`DINO.loss` with ``teacher_temp`` or set that info yourself.
+    :meth:`DINO.loss` with ``teacher_temp`` or
+    :func:`set_step_teacher_temp` before ``train_step``.
     """
     temp = MessageHub.get_current_instance().get_info(TEACHER_TEMP_KEY)
     if temp is None:
@@ -81,6 +82,14 @@ def step_teacher_temp() -> float:
             'each iteration), or call DINO.loss(inputs, data_samples, '
             'teacher_temp) directly')
     return temp
+
+
+def set_step_teacher_temp(temp: float) -> None:
+    """Set the teacher temperature that the next training steps pass to the
+    loss, as ``DINOHook`` does before every iteration (not checkpointed: the
+    hook recomputes it from the epoch)."""
+    MessageHub.get_current_instance().update_info(
+        TEACHER_TEMP_KEY, temp, resumed=False)
 
 
 @MODELS.register_module()

@@ -10,7 +10,7 @@ from mmpretrain.registry import MODELS
 import bcssl_mm  # noqa: F401
 from bcssl_mm.engine.hooks import teacher_momentum
 from bcssl_mm.engine.optimizers import clip_grad_per_tensor_
-from bcssl_mm.models.algorithms import TEACHER_TEMP_KEY, embed_views
+from bcssl_mm.models.algorithms import embed_views, set_step_teacher_temp
 
 TINY = dict(depths=[1, 1, 1, 1], channels=[8, 16, 16, 16])
 
@@ -58,8 +58,7 @@ def batch(n=4, n_local=3, seed=0):
 def train_step(model, data, ow, teacher_temp=0.04):
     """``model.train_step`` as the runner calls it with ``DINOHook``, which
     sets the step's teacher temperature in the message hub first."""
-    MessageHub.get_current_instance().update_info(TEACHER_TEMP_KEY,
-                                                  teacher_temp)
+    set_step_teacher_temp(teacher_temp)
     return model.train_step(data, ow)
 
 
@@ -151,7 +150,7 @@ def test_teacher_temp_reaches_the_loss_as_an_argument():
     model.head.loss_module.forward = lambda s, t, v, temp: (seen.append(
         temp), forward(s, t, v, temp))[1]
     inputs = batch()['inputs']
-    MessageHub.get_current_instance().update_info(TEACHER_TEMP_KEY, 0.055)
+    set_step_teacher_temp(0.055)
     model(inputs, None, mode='loss')  # what train_step calls
     model.loss(inputs, None, teacher_temp=0.07)
     assert seen == [0.055, 0.07]
