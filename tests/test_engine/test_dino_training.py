@@ -60,10 +60,21 @@ default_hooks = dict(
 
 
 class Recorder(Hook):
-    """Records the schedules and whether the last layer moved."""
+    """Records the schedules, the teacher temperature the loss received and
+    whether the last layer moved."""
 
     def __init__(self):
         self.rows = []
+
+    def before_train(self, runner):
+        loss = runner.model.head.loss_module
+        forward = loss.forward
+
+        def spy(student, teacher, num_views, teacher_temp):
+            self.rows[-1]['temp'] = teacher_temp
+            return forward(student, teacher, num_views, teacher_temp)
+
+        loss.forward = spy
 
     def before_train_iter(self, runner, batch_idx, data_batch=None):
         model = runner.model
@@ -75,10 +86,12 @@ class Recorder(Hook):
                 it=runner.iter,
                 epoch=runner.epoch,
                 lr=groups[0]['lr'],
-                wd=[g['weight_decay'] for g in groups],
-                temp=model.teacher_temp))
+                wd=[g['weight_decay'] for g in groups]))
 
-    def after_train_iter(self, runner, batch_idx, data_batch=None,
+    def after_train_iter(self,
+                         runner,
+                         batch_idx,
+                         data_batch=None,
                          outputs=None):
         model = runner.model
         row = self.rows[-1]
@@ -86,8 +99,7 @@ class Recorder(Hook):
             'train/teacher_momentum').current()
         row['last_layer_moved'] = not torch.equal(
             model.neck.last_layer.weight_v, self._v)
-        row['mlp_moved'] = not torch.equal(model.neck.mlp[0].weight,
-                                           self._w)
+        row['mlp_moved'] = not torch.equal(model.neck.mlp[0].weight, self._w)
 
 
 def test_schedules_and_last_layer_freezing(tmp_path, shapes_root):
@@ -115,13 +127,14 @@ def test_schedules_and_last_layer_freezing(tmp_path, shapes_root):
         # weight decay: cosine 0.04 -> 0.4 on decayed groups, 0 elsewhere
         want_wd = 0.4 + (0.04 - 0.4) * (1 + math.cos(math.pi * it / total)) / 2
         decayed = [wd for wd in r['wd'] if wd != 0]
-        assert decayed and all(
-            wd == pytest.approx(want_wd, rel=1e-6) for wd in decayed), it
+        assert decayed and all(wd == pytest.approx(want_wd, rel=1e-6)
+                               for wd in decayed), it
         assert 0. in r['wd']  # biases and 1-D params
         # teacher momentum: 1 - 0.004 (cos(pi it / total) + 1) / 2
         want_m = 1 - 0.004 * (math.cos(math.pi * it / total) + 1) / 2
         assert r['momentum'] == pytest.approx(want_m, rel=1e-9), it
-        # teacher temperature: linspace(0.04, 0.07, 2 epochs), then 0.07
+        # the loss's teacher temperature: linspace(0.04, 0.07, 2 epochs),
+        # then 0.07
         want_t = [0.04, 0.07, 0.07][r['epoch']]
         assert r['temp'] == pytest.approx(want_t), it
         # last layer: frozen in epoch 0 only; the MLP trains throughout
@@ -183,32 +196,53 @@ def _dist_worker(rank, world_size, port, out_dir):
     os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
     torch.distributed.init_process_group(
         'gloo', rank=rank, world_size=world_size)
+    from types import SimpleNamespace
+
     from mmengine.dist import all_gather_object
+    from mmengine.logging import MessageHub
     from mmengine.model import MMDistributedDataParallel
 
-    sys.path.insert(0, str(ROOT / 'tests' / 'test_models' /
-                           'test_algorithms'))
+    from bcssl_mm.engine.hooks import DINOHook
+
+    sys.path.insert(0, str(ROOT / 'tests' / 'test_models' / 'test_algorithms'))
     from test_dino import batch, optim_wrapper, tiny_dino
 
     torch.manual_seed(0)  # same initial weights on both ranks
     model = tiny_dino()
     model.train()
-    ddp = MMDistributedDataParallel(module=model, device_ids=None)
+    # as mmengine's Runner.wrap_model does: buffers are not broadcast
+    ddp = MMDistributedDataParallel(
+        module=model, device_ids=None, broadcast_buffers=False)
     ow = optim_wrapper(model)
+    runner = SimpleNamespace(
+        model=ddp,
+        optim_wrapper=ow,
+        message_hub=MessageHub.get_current_instance(),
+        epoch=1,
+        iter=0,
+        max_iters=10)
+    hook = DINOHook()
+    hook.before_train(runner)
+    hook.before_train_iter(runner, 0)
     seen = []
     update = model.head.loss_module.update_center
-    model.head.loss_module.update_center = lambda t: (seen.append(
-        t.detach().clone()), update(t))
+    model.head.loss_module.update_center = lambda t: (seen.append(t.detach(
+    ).clone()), update(t))
     ddp.train_step(batch(seed=rank), ow)  # different data on each rank
-    model.update_teacher(0.996)
-    states = all_gather_object({
+    bn_stats = {
         k: v.clone()
         for k, v in model.state_dict().items()
-    })
-    teacher_outs = all_gather_object(seen[0])
+        if k.endswith(('running_mean', 'running_var'))
+    }
+    hook.after_train_iter(runner, 0)  # EMA, then BN statistics averaged
+    out = dict(
+        states=all_gather_object(
+            {k: v.clone()
+             for k, v in model.state_dict().items()}),
+        bn_stats=all_gather_object(bn_stats),
+        teacher_outs=all_gather_object(seen[0]))
     if rank == 0:
-        torch.save(dict(states=states, teacher_outs=teacher_outs),
-                   os.path.join(out_dir, 'dist.pth'))
+        torch.save(out, os.path.join(out_dir, 'dist.pth'))
     torch.distributed.destroy_process_group()
 
 
@@ -218,21 +252,23 @@ def test_two_process_step_keeps_ranks_identical(tmp_path):
     out = torch.load(tmp_path / 'dist.pth', weights_only=False)
     s0, s1 = out['states']
     assert s0.keys() == s1.keys()
-    # parameters (student and teacher) and the center; BN running
-    # statistics are per process with plain BN (SyncBN needs GPUs) and DDP
-    # broadcasts rank 0's at the start of the next forward
-    bn_stats = ('running_mean', 'running_var', 'num_batches_tracked')
-    compared = [k for k in s0 if not k.endswith(bn_stats)]
-    assert 'head.loss_module.center' in compared
-    assert any(k.startswith('teacher.') for k in compared)
-    for k in compared:
+    assert 'head.loss_module.center' in s0
+    # everything, BN running statistics of student and teacher included
+    for k in s0:
         assert torch.equal(s0[k], s1[k]), k
+    # each rank's BN layers saw its own batch; DINOHook averaged them
+    b0, b1 = out['bn_stats']
+    teacher_bn = 'teacher.backbone.stages.0.0.dw_norm.running_mean'
+    assert teacher_bn in b0
+    assert any(k.startswith('backbone.') for k in b0)  # the student's too
+    assert not torch.allclose(b0[teacher_bn], b1[teacher_bn])
+    for k in b0:
+        torch.testing.assert_close(s0[k], (b0[k] + b1[k]) / 2, msg=k)
     # the center is the mean teacher output over both ranks' batches
     t0, t1 = out['teacher_outs']
     assert not torch.allclose(t0.mean(0), t1.mean(0))
-    torch.testing.assert_close(
-        s0['head.loss_module.center'],
-        0.1 * torch.cat([t0, t1]).mean(0, keepdim=True))
+    torch.testing.assert_close(s0['head.loss_module.center'],
+                               0.1 * torch.cat([t0, t1]).mean(0, keepdim=True))
 
 
 def test_dist_train_tool_runs_dino(tmp_path, shapes_root):
@@ -242,7 +278,8 @@ def test_dist_train_tool_runs_dino(tmp_path, shapes_root):
         'bash', 'tools/dist_train.sh', config, '2', '--work-dir',
         str(work_dir), '--cfg-options', 'train_cfg.max_epochs=2',
         'train_dataloader.batch_size=2'
-    ], PORT='29533')
+    ],
+                    PORT='29533')
     log = proc.stdout + proc.stderr
     assert 'Distributed training: True' in log
     assert (work_dir / 'epoch_2.pth').is_file()

@@ -183,7 +183,7 @@ def test_pretrained_cfg_preprocessing_is_the_training_one():
         for key in ('mean', 'std'):
             assert cfg[key] == pytest.approx(
                 [v / 255 for v in preprocessor[key]], abs=1e-4)
-        # evaluation: resize 256, centre crop 224 (RECIPES.md, k-NN / linear)
+        # evaluation: resize 256, centre crop 224 (docs/recipes.md §3)
         assert cfg['crop_pct'] == 224 / 256 and cfg['crop_mode'] == 'center'
         assert cfg['interpolation'] == 'bicubic'
 

@@ -1,4 +1,5 @@
 import pytest
+import torch
 
 from conftest import ROOT, load_tool
 
@@ -24,9 +25,80 @@ def test_tiny_run_reports_throughput_and_memory(capsys):
     assert '| s/iter | img/s |' in out
 
 
+@pytest.fixture(scope='module')
+def tiny(tmp_path_factory) -> list:
+    """Arguments for the demo config shrunk to a one-block-per-stage
+    backbone and a small head, 2 images, 2 + 2 crops of 64 / 32 px."""
+    path = tmp_path_factory.mktemp('dino') / 'dino_tiny.py'
+    path.write_text(f"""
+_base_ = {DEMO!r}
+model = dict(
+    backbone=dict(arch=dict(_delete_=True, depths=[1, 1, 1, 1],
+                            channels=[8, 16, 16, 16]),
+                  kernel_size=3),
+    neck=dict(in_channels=16, out_channels=64, hidden_channels=32,
+              bottleneck_channels=8),
+    head=dict(loss=dict(out_dim=64)))
+""")
+    return [
+        '--config',
+        str(path), '--batch-size', '2', '--num-local-crops', '2',
+        '--global-size', '64', '--local-size', '32'
+    ]
+
+
+def test_compare_reference_reports_a_ratio(tiny, capsys):
+    args = bench.get_args_parser().parse_args(
+        tiny + ['--warmup', '0', '--repeats', '2', '--compare-reference'])
+    r = bench.main(args)
+    assert r['ref_s_per_iter'] > 0
+    assert r['ratio'] == pytest.approx(r['s_per_iter'] / r['ref_s_per_iter'])
+    assert len(r['ref_losses']) == len(r['losses']) == 2
+    # both loops started from the same weights and saw the same crops
+    assert r['ref_losses'][0] == r['losses'][0]
+    out = capsys.readouterr().out
+    assert '| ratio |' in out and 'largest loss difference' in out
+
+
+@pytest.mark.parametrize('freeze_last_layer', [True, False])
+def test_three_steps_equal_the_reference_loop(tiny, freeze_last_layer):
+    """The toolkit's steps (mmengine's train_step, DINOOptimWrapper,
+    DINOHook's EMA) and official DINO's, written out, give the same losses
+    and the same weights, bit for bit."""
+    args = bench.get_args_parser().parse_args(tiny)
+    model, optim_wrapper, ow_cfg, data = bench.build(args)
+    ref = bench.ReferenceDINO(model, ow_cfg['optimizer'],
+                              ow_cfg['clip_grad']['max_norm'])
+    with torch.no_grad():
+        crops = model.data_preprocessor(data, True)['inputs']
+    last_layer = model.neck.last_layer.weight_v.detach().clone()
+    for i in range(3):  # the 3rd step's loss depends on the 2nd's center
+        torch.manual_seed(i)  # same drop-path masks
+        loss = bench.toolkit_step(model, optim_wrapper, data,
+                                  freeze_last_layer)
+        torch.manual_seed(i)
+        ref_loss = ref.step(crops, bench.TEACHER_TEMP, bench.MOMENTUM,
+                            freeze_last_layer)
+        assert loss == ref_loss, i
+    assert torch.equal(model.neck.last_layer.weight_v,
+                       last_layer) == freeze_last_layer
+    pairs = [(model.backbone, ref.student['backbone']),
+             (model.neck, ref.student['head']),
+             (model.teacher['backbone'], ref.teacher['backbone']),
+             (model.teacher['neck'], ref.teacher['head'])]
+    for ours, theirs in pairs:
+        a, b = ours.state_dict(), theirs.state_dict()
+        assert a.keys() == b.keys()
+        for k in a:
+            assert torch.equal(a[k], b[k]), k
+    assert torch.equal(model.head.loss_module.center, ref.center)
+
+
 @pytest.mark.parametrize('argv, match', [
     (['--amp'], '--amp needs --device cuda'),
     (['--batch-size', '0'], '--batch-size must be >= 1'),
+    (['--compare-reference', '--amp', '--device', 'cuda'], 'fp32 only'),
+    (['--profile'], '--profile needs --compare-reference'),
 ])
 def test_bad_arguments(argv, match):
     args = bench.get_args_parser().parse_args(argv)

@@ -15,16 +15,35 @@ An image counts once, whatever its number of crops.
 On one device SyncBN becomes BN (same per-device compute). Without
 ``--amp`` the step runs in fp32 through ``DINOOptimWrapper``; ``--amp``
 (CUDA) uses the config's ``DINOAmpOptimWrapper``. Peak memory: see
-:class:`bcssl_mm.analysis.bench.PeakMemory`.
+:class:`bcssl_mm.analysis.bench.PeakMemory`. ``--freeze-last-layer`` times
+a step of the first epoch (the projection head's last layer gets no
+update), otherwise a step of the later epochs.
+
+``--compare-reference`` also times, in the same process and interleaved
+step by step with the toolkit's, :class:`ReferenceDINO`: official DINO's
+training step (``train_one_epoch`` of github.com/facebookresearch/dino
+``main_dino.py``) written out in plain PyTorch on copies of the same
+networks and weights, fed the same normalised crops (official DINO
+normalises in its data loader). It prints both medians, their ratio and the
+largest difference between the two loops' losses (0 while they agree).
+``--profile`` prints, for one step of each loop, the operators with the most
+self CPU time (``torch.profiler``). The peak memory then covers both loops.
 
     python tools/analysis_tools/benchmark_dino.py [--batch-size 4]
         [--num-local-crops 8] [--warmup 1] [--repeats 3]
         [--device cuda --amp --batch-size 64] [--config CONFIG]
+        [--compare-reference [--freeze-last-layer] [--profile]]
         [--cfg-options KEY=VALUE ...]
 """
 import argparse
+import copy
+import math
+import time
+from typing import Callable, Dict, List, Sequence
 
 import torch
+import torch.nn as nn
+import torch.nn.functional as F
 from mmengine.config import Config, DictAction
 from mmengine.model import revert_sync_batchnorm
 from mmengine.optim import build_optim_wrapper
@@ -32,10 +51,129 @@ from mmengine.registry import DefaultScope
 from mmpretrain.registry import MODELS
 
 import bcssl_mm  # noqa: F401
-from bcssl_mm.analysis.bench import (PeakMemory, median_and_spread,
+from bcssl_mm.analysis.bench import (PeakMemory, median_and_spread, sync,
                                      time_train_steps)
+from bcssl_mm.models.algorithms import set_step_teacher_temp
 
 DEFAULT_CONFIG = 'configs/dino/dino_bcssl-t-k9_8xb64-amp-coslr-100e_in1k.py'
+# values of the first epoch of the recipe (DINOHook's schedules at iter 0)
+TEACHER_TEMP = 0.04
+MOMENTUM = 0.996
+
+
+class ReferenceDINO:
+    """Official DINO's training step in plain PyTorch, for comparison.
+
+    Written from the formulas of ``train_one_epoch`` in official DINO's
+    ``main_dino.py`` (github.com/facebookresearch/dino): the teacher on the
+    global crops, the student on all crops (one backbone call per run of
+    equal-sized crops, the head once on all features), the cross-entropy
+    over pairs of different views, the center update, backward, per-tensor
+    clipping, cancelled last-layer gradients in the first epoch, AdamW with
+    two groups (no weight decay for biases and 1-D parameters) and the EMA of
+    the teacher's parameters. It works on deep copies of a :class:`DINO`'s
+    student and teacher (backbone and the projection head's parameters), so
+    both loops start from the same weights; the head's forward is written
+    out here.
+
+    Args:
+        model (nn.Module): The DINO model to copy.
+        optimizer (dict): ``type='AdamW'`` config (``lr``, ``betas``,
+            ``weight_decay``).
+        max_norm (float): Per-tensor gradient clipping threshold.
+    """
+
+    def __init__(self, model: nn.Module, optimizer: dict,
+                 max_norm: float) -> None:
+        self.student = nn.ModuleDict(
+            dict(
+                backbone=copy.deepcopy(model.backbone),
+                head=copy.deepcopy(model.neck)))
+        self.teacher = nn.ModuleDict(
+            dict(
+                backbone=copy.deepcopy(model.teacher['backbone']),
+                head=copy.deepcopy(model.teacher['neck'])))
+        loss = model.head.loss_module
+        self.center = loss.center.detach().clone()
+        self.student_temp = loss.student_temp
+        self.center_momentum = loss.center_momentum
+        self.num_global = model.num_teacher_views
+        self.max_norm = max_norm
+        decay, no_decay = [], []
+        for name, p in self.student.named_parameters():
+            if p.requires_grad:
+                no_decay_param = name.endswith('.bias') or p.ndim == 1
+                (no_decay if no_decay_param else decay).append(p)
+        kwargs = {k: v for k, v in optimizer.items() if k != 'type'}
+        self.optimizer = torch.optim.AdamW(
+            [dict(params=decay),
+             dict(params=no_decay, weight_decay=0.)], **kwargs)
+
+    @staticmethod
+    def multi_crop(nets: nn.ModuleDict,
+                   crops: Sequence[torch.Tensor]) -> torch.Tensor:
+        """(V * N, D) head outputs of V crops (N, 3, H_v, W_v)."""
+        feats, start = [], 0
+        for end in range(1, len(crops) + 1):
+            if end == len(crops) or crops[end].shape != crops[start].shape:
+                feats.append(nets['backbone'](torch.cat(crops[start:end]))[-1])
+                start = end
+        return ReferenceDINO.head(nets['head'], torch.cat(feats))
+
+    @staticmethod
+    def head(neck: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """Official ``DINOHead``: MLP, L2 normalisation, then the prototypes
+        ``g * v / ||v||`` as ``torch.nn.utils.weight_norm`` computes them."""
+        x = F.normalize(neck.mlp(x), dim=-1, p=2)
+        last = neck.last_layer
+        return F.linear(x, torch._weight_norm(last.weight_v, last.weight_g, 0))
+
+    def loss(self, student_out: torch.Tensor, teacher_out: torch.Tensor,
+             num_crops: int, teacher_temp: float) -> torch.Tensor:
+        student = (student_out / self.student_temp).chunk(num_crops)
+        teacher = F.softmax(
+            (teacher_out - self.center) / teacher_temp,
+            dim=-1).detach().chunk(self.num_global)
+        total, terms = 0, 0
+        for i, q in enumerate(teacher):
+            for v, s in enumerate(student):
+                if v != i:
+                    total += torch.sum(
+                        -q * F.log_softmax(s, dim=-1), dim=-1).mean()
+                    terms += 1
+        return total / terms
+
+    def step(self, crops: List[torch.Tensor], teacher_temp: float,
+             momentum: float, freeze_last_layer: bool) -> float:
+        """One training step on normalised crops; returns the loss.
+        ``freeze_last_layer``: cancel the last layer's gradients (official
+        DINO does so in the first epoch)."""
+        with torch.no_grad():
+            teacher_out = self.multi_crop(self.teacher,
+                                          crops[:self.num_global])
+        student_out = self.multi_crop(self.student, crops)
+        loss = self.loss(student_out, teacher_out, len(crops), teacher_temp)
+        with torch.no_grad():  # single process: the batch mean
+            batch_center = teacher_out.sum(
+                dim=0, keepdim=True) / teacher_out.shape[0]
+            m = self.center_momentum
+            self.center = self.center * m + batch_center * (1 - m)
+        self.optimizer.zero_grad()
+        loss.backward()
+        for p in self.student.parameters():
+            if p.grad is not None:
+                coef = self.max_norm / (p.grad.norm(2) + 1e-6)
+                if coef < 1:
+                    p.grad.mul_(coef)
+        if freeze_last_layer:
+            for p in self.student['head'].last_layer.parameters():
+                p.grad = None
+        self.optimizer.step()
+        with torch.no_grad():
+            for s, t in zip(self.student.parameters(),
+                            self.teacher.parameters()):
+                t.mul_(momentum).add_(s.detach(), alpha=1. - momentum)
+        return loss.item()
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -55,6 +193,20 @@ def get_args_parser() -> argparse.ArgumentParser:
         '--threads', type=int, default=None, help='torch CPU threads')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument(
+        '--freeze-last-layer',
+        action='store_true',
+        help='time a first-epoch step (last layer not updated)')
+    parser.add_argument(
+        '--compare-reference',
+        action='store_true',
+        help='also time official DINO\'s loop in plain PyTorch, '
+        'interleaved, and print the ratio')
+    parser.add_argument(
+        '--profile',
+        action='store_true',
+        help='with --compare-reference: top operators by self CPU time of '
+        'one step of each loop')
+    parser.add_argument(
         '--cfg-options',
         nargs='+',
         action=DictAction,
@@ -72,20 +224,62 @@ def check_args(args: argparse.Namespace) -> None:
     if args.amp and not args.device.startswith('cuda'):
         raise ValueError('--amp needs --device cuda (mmengine AMP on CPU is '
                          'not what training uses)')
+    if args.compare_reference and args.amp:
+        raise ValueError('--compare-reference runs fp32 only (no --amp)')
+    if args.profile and not args.compare_reference:
+        raise ValueError('--profile needs --compare-reference')
 
 
 def synthetic_views(args: argparse.Namespace) -> list:
     g = torch.Generator().manual_seed(args.seed)
     sizes = [args.global_size] * 2 + [args.local_size] * args.num_local_crops
     return [
-        torch.randint(0, 256, (args.batch_size, 3, s, s),
-                      generator=g).float() for s in sizes
+        torch.randint(0, 256, (args.batch_size, 3, s, s), generator=g).float()
+        for s in sizes
     ]
 
 
-def measure(args: argparse.Namespace) -> dict:
-    if args.threads:
-        torch.set_num_threads(args.threads)
+def time_interleaved(steps: Dict[str, Callable], device: torch.device,
+                     warmup: int, repeats: int, seed: int) -> Dict[str, tuple]:
+    """Alternate the steps (functions returning the loss: A B, B A, A B,
+    ...) ``warmup + repeats`` times;
+    time the last ``repeats`` of each. The RNG is reseeded before every
+    step, so both loops draw the same drop-path masks.
+
+    Returns:
+        dict: name -> (times of the timed steps, losses of every step).
+    """
+    out = {name: ([], []) for name in steps}
+    for i in range(warmup + repeats):
+        order = list(steps) if i % 2 == 0 else list(reversed(steps))
+        for name in order:
+            torch.manual_seed(seed + i)
+            sync(device)
+            start = time.perf_counter()
+            loss = steps[name]()
+            sync(device)
+            if i >= warmup:
+                out[name][0].append(time.perf_counter() - start)
+            out[name][1].append(loss)
+    for name, (_, losses) in out.items():
+        if not all(math.isfinite(x) for x in losses):
+            raise FloatingPointError(f'{name}: non-finite loss {losses}')
+    return out
+
+
+def profile_table(step: Callable[[], float], rows: int = 15) -> str:
+    """Operators of one ``step`` by self CPU time (torch.profiler)."""
+    with torch.profiler.profile(
+            activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        step()
+    return prof.key_averages().table(
+        sort_by='self_cpu_time_total', row_limit=rows)
+
+
+def build(args: argparse.Namespace) -> tuple:
+    """The model (BN instead of SyncBN, on ``args.device``), its optimizer
+    wrapper (fp32 ``DINOOptimWrapper`` unless ``--amp``), the wrapper's
+    config and a synthetic batch."""
     device = torch.device(args.device)
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
@@ -94,8 +288,6 @@ def measure(args: argparse.Namespace) -> dict:
     if not args.amp:
         ow_cfg['type'] = 'DINOOptimWrapper'
         ow_cfg.pop('loss_scale', None)
-    memory = PeakMemory(device)
-    memory.start()
     torch.manual_seed(args.seed)
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         model = revert_sync_batchnorm(MODELS.build(cfg.model))
@@ -104,16 +296,36 @@ def measure(args: argparse.Namespace) -> dict:
         optim_wrapper = build_optim_wrapper(model, ow_cfg)
     views = [v.to(device) for v in synthetic_views(args)]
     data = dict(inputs=views, data_samples=[None] * args.batch_size)
+    return model, optim_wrapper, ow_cfg, data
+
+
+def toolkit_step(model: nn.Module, optim_wrapper, data: dict,
+                 freeze_last_layer: bool) -> float:
+    """What the runner does for one iteration with ``DINOHook`` (first
+    epoch if ``freeze_last_layer``); returns the loss."""
+    optim_wrapper.frozen_params = [
+        p for p in model.neck.last_layer.parameters() if p.requires_grad
+    ] if freeze_last_layer else []
+    set_step_teacher_temp(TEACHER_TEMP)
+    log_vars = model.train_step(data, optim_wrapper)
+    model.update_teacher(MOMENTUM)
+    return log_vars['loss'].item()
+
+
+def measure(args: argparse.Namespace) -> dict:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    memory = PeakMemory(device)
+    memory.start()
+    model, optim_wrapper, ow_cfg, data = build(args)
 
     def step() -> dict:
-        log_vars = model.train_step(data, optim_wrapper)
-        model.update_teacher(0.996)  # what DINOHook does after each step
-        return log_vars
+        return dict(
+            loss=toolkit_step(model, optim_wrapper, data,
+                              args.freeze_last_layer))
 
-    times, losses = time_train_steps(step, device, args.warmup, args.repeats,
-                                     'DINO')
-    median, spread = median_and_spread(times)
-    return dict(
+    result = dict(
         config=args.config,
         backbone=type(model.backbone).__name__,
         kernel_size=getattr(model.backbone, 'kernel_size', None),
@@ -123,21 +335,52 @@ def measure(args: argparse.Namespace) -> dict:
         batch_size=args.batch_size,
         crops=f'2x{args.global_size} + {args.num_local_crops}x'
         f'{args.local_size}',
+        freeze_last_layer=args.freeze_last_layer,
+        warmup=args.warmup,
+        repeats=args.repeats,
+        student_params_m=sum(p.numel() for n, p in model.named_parameters()
+                             if not n.startswith('teacher.')) / 1e6)
+    if args.compare_reference:
+        reference = ReferenceDINO(model, ow_cfg['optimizer'],
+                                  ow_cfg['clip_grad']['max_norm'])
+        with torch.no_grad():  # official DINO normalises in its loader
+            crops = model.data_preprocessor(data, True)['inputs']
+        steps = dict(
+            toolkit=lambda: step()['loss'],
+            reference=lambda: reference.step(crops, TEACHER_TEMP, MOMENTUM,
+                                             args.freeze_last_layer))
+        timed = time_interleaved(steps, device, args.warmup, args.repeats,
+                                 args.seed)
+        times, losses = timed['toolkit']
+        ref_median = median_and_spread(timed['reference'][0])[0]
+        result.update(
+            ref_s_per_iter=ref_median,
+            ref_losses=timed['reference'][1],
+            max_loss_diff=max(
+                abs(a - b) for a, b in zip(losses, timed['reference'][1])))
+        if args.profile:
+            result['profiles'] = {
+                name: profile_table(fn)
+                for name, fn in steps.items()
+            }
+    else:
+        times, losses = time_train_steps(step, device, args.warmup,
+                                         args.repeats, 'DINO')
+    median, spread = median_and_spread(times)
+    result.update(
         s_per_iter=median,
         img_per_s=args.batch_size / median,
         spread=spread,
-        warmup=args.warmup,
-        repeats=args.repeats,
         peak_mem_mib=memory.peak_bytes() / 2**20,
         memory_method=memory.method,
-        student_params_m=sum(
-            p.numel() for n, p in model.named_parameters()
-            if not n.startswith('teacher.')) / 1e6,
         losses=losses)
+    if args.compare_reference:
+        result['ratio'] = median / result['ref_s_per_iter']
+    return result
 
 
 def format_result(r: dict) -> str:
-    return '\n'.join([
+    lines = [
         f"{r['config']}: {r['backbone']} k{r['kernel_size']}, "
         f"{r['student_params_m']:.1f}M student parameters",
         f"torch {torch.__version__}, device {r['device']}, threads "
@@ -152,7 +395,24 @@ def format_result(r: dict) -> str:
         '',
         f"peak memory: {r['memory_method']}; losses "
         f"{', '.join(f'{x:.3f}' for x in r['losses'])}",
-    ])
+    ]
+    if 'ratio' in r:
+        lines += [
+            '',
+            'interleaved with official DINO\'s loop in plain PyTorch '
+            f"(first epoch: {r['freeze_last_layer']}):",
+            '',
+            '| loop | s/iter |',
+            '|---|---|',
+            f"| toolkit | {r['s_per_iter']:.3f} |",
+            f"| reference | {r['ref_s_per_iter']:.3f} |",
+            f"| ratio | {r['ratio']:.3f} |",
+            '',
+            f"largest loss difference {r['max_loss_diff']:.2e}",
+        ]
+    for name, table in r.get('profiles', {}).items():
+        lines += ['', f'{name}: one step by self CPU time', table]
+    return '\n'.join(lines)
 
 
 def main(args: argparse.Namespace) -> dict:

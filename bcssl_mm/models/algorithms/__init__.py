@@ -1,3 +1,7 @@
-from .dino import DINO, embed_views
+from .dino import (DINO, TEACHER_TEMP_KEY, embed_views, set_step_teacher_temp,
+                   step_teacher_temp)
 
-__all__ = ['DINO', 'embed_views']
+__all__ = [
+    'DINO', 'TEACHER_TEMP_KEY', 'embed_views', 'set_step_teacher_temp',
+    'step_teacher_temp'
+]

@@ -10,8 +10,9 @@ unchanged with and without DDP and with AMP:
 - :class:`DINO` (this module): student and teacher forwards, the loss, and the
   teacher's EMA update (:meth:`DINO.update_teacher`);
 - :class:`bcssl_mm.engine.DINOHook`: the per-iteration schedules (teacher
-  momentum, teacher temperature, last-layer freezing) and the call to
-  ``update_teacher`` after each optimizer step;
+  momentum, teacher temperature, last-layer freezing), the call to
+  ``update_teacher`` after each optimizer step and, with plain BN on several
+  processes, the averaging of BN running statistics;
 - :class:`bcssl_mm.engine.DINOOptimWrapper`: per-tensor gradient clipping and
   dropping the last layer's gradients while it is frozen.
 
@@ -23,9 +24,13 @@ from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
+from mmengine.logging import MessageHub
 from mmpretrain.models.selfsup.base import BaseSelfSupervisor
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
+
+# runtime info key of the teacher temperature, set by DINOHook
+TEACHER_TEMP_KEY = 'teacher_temp'
 
 
 def embed_views(backbone: nn.Module,
@@ -59,6 +64,34 @@ def embed_views(backbone: nn.Module,
     return torch.cat(feats)
 
 
+def step_teacher_temp() -> float:
+    """The teacher temperature of the current training step.
+
+    ``DINOHook`` computes it from its schedule before every iteration and
+    stores it as runtime info ``'teacher_temp'`` of mmengine's current
+    :class:`MessageHub` (the channel through which mmengine's loop hands
+    ``epoch`` and ``iter`` to the rest of a run). Outside a runner, call
+    :meth:`DINO.loss` with ``teacher_temp`` or
+    :func:`set_step_teacher_temp` before ``train_step``.
+    """
+    temp = MessageHub.get_current_instance().get_info(TEACHER_TEMP_KEY)
+    if temp is None:
+        raise RuntimeError(
+            'DINO: no teacher temperature for this step: add DINOHook to '
+            "custom_hooks (it sets message hub info 'teacher_temp' before "
+            'each iteration), or call DINO.loss(inputs, data_samples, '
+            'teacher_temp) directly')
+    return temp
+
+
+def set_step_teacher_temp(temp: float) -> None:
+    """Set the teacher temperature that the next training steps pass to the
+    loss, as ``DINOHook`` does before every iteration (not checkpointed: the
+    hook recomputes it from the epoch)."""
+    MessageHub.get_current_instance().update_info(
+        TEACHER_TEMP_KEY, temp, resumed=False)
+
+
 @MODELS.register_module()
 class DINO(BaseSelfSupervisor):
     """DINO: a student and its EMA teacher, cross-view distillation.
@@ -70,18 +103,28 @@ class DINO(BaseSelfSupervisor):
     The teacher is a second copy of the backbone and neck built from the same
     configs, except that stochastic depth is off (official DINO builds its
     teacher without ``drop_path_rate``). It starts as a copy of the student,
-    then follows it as an EMA of the parameters only, with no gradients, and
-    keeps its own BatchNorm statistics (it runs in train mode on the global
-    crops).
+    then follows it as an EMA of the parameters only, with no gradients. It
+    runs in train mode on the global crops, under ``torch.no_grad`` in the
+    same module as the student (official DINO wraps it in a DDP of its own),
+    so it normalises with batch statistics and keeps running statistics of
+    its own. Those running statistics only serve after training (evaluation,
+    the extracted backbone). With SyncBN (the multi-GPU configs) they are
+    the same on every process. With plain BN on several processes each
+    process would keep its own, because mmengine wraps the model with
+    ``broadcast_buffers=False``, and only rank 0's would be saved; so
+    ``DINOHook`` averages the plain-BN running statistics of student and
+    teacher over the processes after every step.
 
-    # NOTE: departures from official DINO (github.com/facebookresearch/dino):
-    # - the teacher forward runs under ``torch.no_grad`` in the same module
-    #   as the student, so under DDP its buffers are broadcast from rank 0
-    #   with the student's (official DINO wraps the BN teacher in its own
-    #   DDP, which broadcasts them the same way);
-    # - pooled features come from the backbone's own output (for BC-SSL: GAP
-    #   then the final LayerNorm, mmpretrain ConvNeXt's
-    #   ``gap_before_final_norm``; official ConvNeXt does the same).
+    The teacher temperature of a step is an argument of :meth:`loss`, as in
+    DINOv2's ``forward_backward(images, teacher_temp)``. mmengine's
+    ``train_step(data, optim_wrapper)`` has no room for it, so in training
+    :meth:`forward` reads the value that ``DINOHook`` computed for the
+    current epoch from the message hub (runtime info ``'teacher_temp'``,
+    see :func:`step_teacher_temp`).
+
+    Pooled features come from the backbone's own output (for BC-SSL: GAP then
+    the final LayerNorm, mmpretrain ConvNeXt's ``gap_before_final_norm``;
+    official ConvNeXt does the same).
 
     Args:
         backbone (dict): Backbone config (student; the teacher is built from
@@ -90,8 +133,6 @@ class DINO(BaseSelfSupervisor):
         head (dict): :class:`DINOHead` config.
         num_teacher_views (int): Leading views that are global crops and go
             through the teacher. Defaults to 2.
-        teacher_temp (float): Initial teacher temperature; ``DINOHook`` sets
-            it every iteration. Defaults to 0.04.
         data_preprocessor (dict, optional): Defaults to
             ``SelfSupDataPreprocessor``.
         init_cfg (dict, optional): Initialisation config.
@@ -102,7 +143,6 @@ class DINO(BaseSelfSupervisor):
                  neck: dict,
                  head: dict,
                  num_teacher_views: int = 2,
-                 teacher_temp: float = 0.04,
                  data_preprocessor: Optional[Union[dict, nn.Module]] = None,
                  init_cfg: Optional[dict] = None) -> None:
         teacher_backbone = copy.deepcopy(backbone)
@@ -122,7 +162,6 @@ class DINO(BaseSelfSupervisor):
         for p in self.teacher.parameters():
             p.requires_grad = False
         self.num_teacher_views = num_teacher_views
-        self.teacher_temp = teacher_temp
 
     def init_weights(self) -> None:
         """Initialise the student, then copy it into the teacher."""
@@ -141,21 +180,37 @@ class DINO(BaseSelfSupervisor):
     def update_teacher(self, momentum: float) -> None:
         """``teacher <- m * teacher + (1 - m) * student``, parameters only
         (buffers such as BN statistics stay the teacher's own)."""
-        for _, s, t in self.student_teacher_params():
-            t.mul_(momentum).add_(s.detach(), alpha=1. - momentum)
+        _, student, teacher = zip(*self.student_teacher_params())
+        # NOTE: one multi-tensor call per operation instead of two Python
+        # calls per parameter; the same arithmetic per element
+        torch._foreach_mul_(teacher, momentum)
+        torch._foreach_add_(teacher, student, alpha=1. - momentum)
 
     def extract_feat(self, inputs: torch.Tensor):
         """Teacher backbone features: DINO evaluates the teacher."""
         return self.teacher['backbone'](inputs)
 
+    def forward(self,
+                inputs: Union[torch.Tensor, List[torch.Tensor]],
+                data_samples: Optional[List[DataSample]] = None,
+                mode: str = 'tensor'):
+        """mmengine's entry point; ``mode='loss'`` passes the teacher
+        temperature of the current step (:func:`step_teacher_temp`) to
+        :meth:`loss`."""
+        if mode == 'loss':
+            return self.loss(inputs, data_samples, step_teacher_temp())
+        return super().forward(inputs, data_samples, mode)
+
     def loss(self, inputs: List[torch.Tensor],
-             data_samples: List[DataSample]) -> Dict[str, torch.Tensor]:
+             data_samples: Optional[List[DataSample]],
+             teacher_temp: float) -> Dict[str, torch.Tensor]:
         """DINO loss of a batch of multi-crop views.
 
         Args:
             inputs (list[Tensor]): V views (N, 3, H_v, W_v), the first
                 ``num_teacher_views`` of them global crops.
-            data_samples (list[DataSample]): Unused.
+            data_samples (list[DataSample], optional): Unused.
+            teacher_temp (float): Teacher temperature of this step.
         """
         if (not isinstance(inputs, (list, tuple))
                 or len(inputs) <= self.num_teacher_views):
@@ -171,5 +226,5 @@ class DINO(BaseSelfSupervisor):
         student_out = self.neck((embed_views(self.backbone,
                                              inputs), ))[0]  # (V * N, D)
         loss = self.head.loss(student_out, teacher_out, len(inputs),
-                              self.teacher_temp)
+                              teacher_temp)
         return dict(loss=loss)

@@ -66,15 +66,16 @@ class DINOLoss(nn.Module):
         num_teacher_views = teacher_out.shape[0] * num_student_views \
             // student_out.shape[0]
         # fp32 softmax / log-softmax under AMP
-        student = (student_out.float() / self.student_temp).chunk(
-            num_student_views)
+        student = (student_out.float() /
+                   self.student_temp).chunk(num_student_views)
         teacher = F.softmax(
             (teacher_out.float() - self.center) / teacher_temp,
             dim=-1).detach().chunk(num_teacher_views)
         pairs = dino_pairs(num_teacher_views, num_student_views)
         total = sum(
-            torch.sum(-teacher[i] * F.log_softmax(student[v], dim=-1),
-                      dim=-1).mean() for i, v in pairs)
+            torch.sum(-teacher[i] *
+                      F.log_softmax(student[v], dim=-1), dim=-1).mean()
+            for i, v in pairs)
         return total / len(pairs)
 
     @torch.no_grad()
@@ -83,5 +84,7 @@ class DINOLoss(nn.Module):
         batch_center = teacher_out.float().sum(dim=0, keepdim=True)
         all_reduce(batch_center)  # sum over processes; no-op single-process
         batch_center = batch_center / (teacher_out.shape[0] * get_world_size())
-        self.center.mul_(self.center_momentum).add_(
-            batch_center, alpha=1 - self.center_momentum)
+        # NOTE: official DINO's order of operations, so the center (and the
+        # losses after it) match official DINO's bit for bit
+        self.center.copy_(self.center * self.center_momentum + batch_center *
+                          (1 - self.center_momentum))

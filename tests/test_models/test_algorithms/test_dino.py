@@ -3,13 +3,14 @@ import copy
 import pytest
 import torch
 import torch.nn as nn
+from mmengine.logging import MessageHub
 from mmengine.optim import build_optim_wrapper
 from mmpretrain.registry import MODELS
 
 import bcssl_mm  # noqa: F401
 from bcssl_mm.engine.hooks import teacher_momentum
 from bcssl_mm.engine.optimizers import clip_grad_per_tensor_
-from bcssl_mm.models.algorithms import embed_views
+from bcssl_mm.models.algorithms import embed_views, set_step_teacher_temp
 
 TINY = dict(depths=[1, 1, 1, 1], channels=[8, 16, 16, 16])
 
@@ -21,8 +22,11 @@ def tiny_dino(**kwargs) -> nn.Module:
             type='BCSSLConvNeXt', arch=TINY, kernel_size=3,
             drop_path_rate=0.1),
         neck=dict(
-            type='DINONeck', in_channels=16, out_channels=64,
-            hidden_channels=32, bottleneck_channels=8),
+            type='DINONeck',
+            in_channels=16,
+            out_channels=64,
+            hidden_channels=32,
+            bottleneck_channels=8),
         head=dict(type='DINOHead', loss=dict(type='DINOLoss', out_dim=64)))
     cfg.update(kwargs)
     model = MODELS.build(cfg)
@@ -51,6 +55,13 @@ def batch(n=4, n_local=3, seed=0):
     return dict(inputs=views, data_samples=[None] * n)
 
 
+def train_step(model, data, ow, teacher_temp=0.04):
+    """``model.train_step`` as the runner calls it with ``DINOHook``, which
+    sets the step's teacher temperature in the message hub first."""
+    set_step_teacher_temp(teacher_temp)
+    return model.train_step(data, ow)
+
+
 def test_teacher_starts_as_student_without_drop_path_or_grads():
     model = tiny_dino()
     assert model.teacher['backbone'].stages[3][0].drop_path.__class__ \
@@ -72,7 +83,7 @@ def test_teacher_after_one_step():
         for n, _, t in model.student_teacher_params()
     }
     bn = 'backbone.stages.0.0.dw_norm.running_mean'
-    model.train_step(batch(), ow)
+    train_step(model, batch(), ow)
     # the teacher got no gradient, the student did and moved
     assert all(p.grad is None for p in model.teacher.parameters())
     moved = [
@@ -90,8 +101,8 @@ def test_teacher_after_one_step():
     m = teacher_momentum(0, 10)
     model.update_teacher(m)
     for n, s, t in model.student_teacher_params():
-        torch.testing.assert_close(t, m * teacher_before[n] + (1 - m) * s,
-                                   msg=n)
+        torch.testing.assert_close(
+            t, m * teacher_before[n] + (1 - m) * s, msg=n)
     # the EMA leaves buffers alone
     for k, v in model.teacher.named_buffers():
         assert torch.equal(v, t_buffers_before[k]), k
@@ -103,7 +114,7 @@ def test_teacher_sees_global_crops_only():
     seen = []
     model.teacher['backbone'].register_forward_hook(
         lambda mod, inp, out: seen.append(tuple(inp[0].shape)))
-    model.loss(batch(n=2, n_local=3)['inputs'], None)
+    model.loss(batch(n=2, n_local=3)['inputs'], None, teacher_temp=0.04)
     assert seen == [(4, 3, 64, 64)]  # 2 views x 2 images, one call
 
 
@@ -127,7 +138,36 @@ def test_embed_views_one_call_per_resolution():
 
 def test_loss_rejects_single_tensor():
     with pytest.raises(ValueError, match='list of more than 2 views'):
-        tiny_dino().loss(torch.rand(2, 3, 32, 32), None)
+        tiny_dino().loss(torch.rand(2, 3, 32, 32), None, 0.04)
+
+
+def test_teacher_temp_reaches_the_loss_as_an_argument():
+    model = tiny_dino()
+    model.train()
+    assert not hasattr(model, 'teacher_temp')  # no model attribute
+    seen = []
+    forward = model.head.loss_module.forward
+    model.head.loss_module.forward = lambda s, t, v, temp: (seen.append(
+        temp), forward(s, t, v, temp))[1]
+    inputs = batch()['inputs']
+    set_step_teacher_temp(0.055)
+    model(inputs, None, mode='loss')  # what train_step calls
+    model.loss(inputs, None, teacher_temp=0.07)
+    assert seen == [0.055, 0.07]
+    # the temperature changes the loss
+    a = copy.deepcopy(model)
+    torch.manual_seed(0)
+    loss_a = a.loss(inputs, None, teacher_temp=0.04)['loss']
+    torch.manual_seed(0)
+    loss_b = model.loss(inputs, None, teacher_temp=0.07)['loss']
+    assert not torch.allclose(loss_a, loss_b)
+
+
+def test_train_step_without_teacher_temp_names_the_hook():
+    model = tiny_dino()
+    MessageHub.get_instance('dino_test_without_teacher_temp')  # a fresh hub
+    with pytest.raises(RuntimeError, match='add DINOHook to custom_hooks'):
+        model.train_step(batch(), optim_wrapper(model))
 
 
 def test_extract_feat_uses_teacher():
@@ -139,8 +179,7 @@ def test_extract_feat_uses_teacher():
     model.eval()
     torch.testing.assert_close(
         model.extract_feat(x)[0], model.teacher['backbone'](x)[0])
-    assert not torch.allclose(
-        model.extract_feat(x)[0], model.backbone(x)[0])
+    assert not torch.allclose(model.extract_feat(x)[0], model.backbone(x)[0])
 
 
 def test_clip_grad_per_tensor():
@@ -149,8 +188,8 @@ def test_clip_grad_per_tensor():
     a.grad = torch.tensor([3., 4., 0.])  # norm 5 > 3: scaled
     b.grad = torch.tensor([0.6, 0.8])  # norm 1 < 3: kept
     total = clip_grad_per_tensor_([a, b], 3.0)
-    torch.testing.assert_close(a.grad, torch.tensor([3., 4., 0.]) * 3 /
-                               (5 + 1e-6))
+    torch.testing.assert_close(a.grad,
+                               torch.tensor([3., 4., 0.]) * 3 / (5 + 1e-6))
     torch.testing.assert_close(b.grad, torch.tensor([0.6, 0.8]))
     assert total.item() == pytest.approx(26**0.5)
 
@@ -162,21 +201,25 @@ def test_frozen_params_are_not_updated():
     ow.frozen_params = [p for p in last if p.requires_grad]
     before = [p.detach().clone() for p in last]
     mlp_before = model.neck.mlp[0].weight.detach().clone()
-    model.train_step(batch(), ow)
+    train_step(model, batch(), ow)
     for p, p0 in zip(last, before):
         assert torch.equal(p, p0)
         assert p not in ow.optimizer.state  # no Adam moments either
     assert not torch.equal(model.neck.mlp[0].weight, mlp_before)
     ow.frozen_params = []
-    model.train_step(batch(seed=1), ow)
+    train_step(model, batch(seed=1), ow)
     assert not torch.equal(model.neck.last_layer.weight_v, before[1])
 
 
 def test_norm_last_layer_fixes_weight_g():
     model = tiny_dino(
         neck=dict(
-            type='DINONeck', in_channels=16, out_channels=64,
-            hidden_channels=32, bottleneck_channels=8, norm_last_layer=True))
+            type='DINONeck',
+            in_channels=16,
+            out_channels=64,
+            hidden_channels=32,
+            bottleneck_channels=8,
+            norm_last_layer=True))
     assert not model.neck.last_layer.weight_g.requires_grad
     w = model.neck.last_layer.weight
     torch.testing.assert_close(w.norm(dim=1), torch.ones(64))
@@ -195,6 +238,8 @@ def test_constructor_leaves_the_teacher_out():
     ow = optim_wrapper(model)
     optimized = {id(p) for g in ow.optimizer.param_groups for p in g['params']}
     assert not optimized & {id(p) for p in model.teacher.parameters()}
-    student = [p for n, p in model.named_parameters()
-               if not n.startswith('teacher.') and p.requires_grad]
+    student = [
+        p for n, p in model.named_parameters()
+        if not n.startswith('teacher.') and p.requires_grad
+    ]
     assert {id(p) for p in student} <= optimized
