@@ -14,6 +14,7 @@ from mmengine.hooks import Hook
 from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 
+from bcssl_mm.utils import load_from_local
 from conftest import ROOT, run_tool
 
 DINO_DEMO = str(ROOT / 'configs' / 'dino' /
@@ -150,7 +151,7 @@ def _train(config, work_dir, *args, **env):
 
 
 def _ckpt(path):
-    return torch.load(path, map_location='cpu', weights_only=False)
+    return load_from_local(str(path), map_location='cpu')
 
 
 def _scalars(work_dir):
@@ -249,7 +250,7 @@ def _dist_worker(rank, world_size, port, out_dir):
 def test_two_process_step_keeps_ranks_identical(tmp_path):
     torch.multiprocessing.spawn(
         _dist_worker, args=(2, 29531, str(tmp_path)), nprocs=2)
-    out = torch.load(tmp_path / 'dist.pth', weights_only=False)
+    out = load_from_local(str(tmp_path / 'dist.pth'))
     s0, s1 = out['states']
     assert s0.keys() == s1.keys()
     assert 'head.loss_module.center' in s0
