@@ -38,7 +38,6 @@ self CPU time (``torch.profiler``). The peak memory then covers both loops.
 import argparse
 import copy
 import math
-import time
 from typing import Callable, Dict, List, Sequence
 
 import torch
@@ -51,8 +50,8 @@ from mmengine.registry import DefaultScope
 from mmpretrain.registry import MODELS
 
 import bcssl_mm  # noqa: F401
-from bcssl_mm.analysis.bench import (PeakMemory, median_and_spread, sync,
-                                     time_train_steps)
+from bcssl_mm.analysis.bench import (PeakMemory, median_and_spread,
+                                     time_train_steps, timed)
 from bcssl_mm.models.algorithms import set_step_teacher_temp
 
 DEFAULT_CONFIG = 'configs/dino/dino_bcssl-t-k9_8xb64-amp-coslr-100e_in1k.py'
@@ -254,12 +253,9 @@ def time_interleaved(steps: Dict[str, Callable], device: torch.device,
         order = list(steps) if i % 2 == 0 else list(reversed(steps))
         for name in order:
             torch.manual_seed(seed + i)
-            sync(device)
-            start = time.perf_counter()
-            loss = steps[name]()
-            sync(device)
+            seconds, loss = timed(steps[name], device)
             if i >= warmup:
-                out[name][0].append(time.perf_counter() - start)
+                out[name][0].append(seconds)
             out[name][1].append(loss)
     for name, (_, losses) in out.items():
         if not all(math.isfinite(x) for x in losses):
