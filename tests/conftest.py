@@ -16,6 +16,18 @@ ROOT = Path(__file__).resolve().parents[1]
 DEMO_CONFIG = str(ROOT / 'configs' / 'dino' / 'benchmarks' /
                   'mask-rcnn_bcssl-atto-k9-scratch_fpn_1xb4-8e_shapes.py')
 
+# config lines shrinking a DINO config's model to one block per stage, 8-16
+# channels and a 64-d head, for fast tests
+TINY_DINO_MODEL = """\
+model = dict(
+    backbone=dict(arch=dict(_delete_=True, depths=[1, 1, 1, 1],
+                            channels=[8, 16, 16, 16]),
+                  kernel_size=3),
+    neck=dict(in_channels=16, out_channels=64, hidden_channels=32,
+              bottleneck_channels=8),
+    head=dict(loss=dict(out_dim=64)))
+"""
+
 
 def load_tool(relpath: str):
     """Import a script under tools/ (not a package) as a module."""

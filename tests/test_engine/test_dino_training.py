@@ -15,7 +15,7 @@ from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 
 from bcssl_mm.utils import load_from_local
-from conftest import ROOT, run_tool
+from conftest import ROOT, TINY_DINO_MODEL, run_tool
 
 DINO_DEMO = str(ROOT / 'configs' / 'dino' /
                 'dino_bcssl-atto-k9_1xb32-coslr-10e_shapes.py')
@@ -39,14 +39,7 @@ train_pipeline = [
 train_dataloader = dict(
     batch_size=4,
     dataset=dict(data_root={data_root!r}, pipeline=train_pipeline))
-model = dict(
-    backbone=dict(arch=dict(_delete_=True, depths=[1, 1, 1, 1],
-                            channels=[8, 16, 16, 16]),
-                  kernel_size=3),
-    neck=dict(in_channels=16, out_channels=64, hidden_channels=32,
-              bottleneck_channels=8),
-    head=dict(loss=dict(out_dim=64)))
-optim_wrapper = dict(optimizer=dict(lr={BASE_LR}))
+{TINY_DINO_MODEL}optim_wrapper = dict(optimizer=dict(lr={BASE_LR}))
 train_cfg = dict(max_epochs={EPOCHS})
 custom_hooks = [
     dict(type='DINOHook', warmup_teacher_temp_epochs=2,

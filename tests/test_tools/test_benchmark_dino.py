@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from conftest import ROOT, load_tool
+from conftest import ROOT, TINY_DINO_MODEL, load_tool
 
 bench = load_tool('analysis_tools/benchmark_dino.py')
 DEMO = str(ROOT / 'configs' / 'dino' /
@@ -32,14 +32,7 @@ def tiny(tmp_path_factory) -> list:
     path = tmp_path_factory.mktemp('dino') / 'dino_tiny.py'
     path.write_text(f"""
 _base_ = {DEMO!r}
-model = dict(
-    backbone=dict(arch=dict(_delete_=True, depths=[1, 1, 1, 1],
-                            channels=[8, 16, 16, 16]),
-                  kernel_size=3),
-    neck=dict(in_channels=16, out_channels=64, hidden_channels=32,
-              bottleneck_channels=8),
-    head=dict(loss=dict(out_dim=64)))
-""")
+{TINY_DINO_MODEL}""")
     return [
         '--config',
         str(path), '--batch-size', '2', '--num-local-crops', '2',
