@@ -15,6 +15,7 @@ from mmengine.config import DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from bcssl_mm.analysis import format_table
 from bcssl_mm.datasets import AnnotationError, check_config_annotations
 from bcssl_mm.models.utils import CheckpointMismatchError
 from bcssl_mm.utils import CheckpointLoadError, setup_cpu_distributed
@@ -95,17 +96,10 @@ def format_coco_table(metrics: Dict[str, float]) -> str:
             ['-' if v is None or v < 0 else f'{100 * v:.1f}' for v in values])
     if not rows:
         return 'no COCO bbox/segm metrics in the results'
-    header = ['', 'AP', 'AP50', 'AP75', 'APs', 'APm', 'APl']
-    widths = [
-        max(len(str(r[i])) for r in [header] + rows)
-        for i in range(len(header))
-    ]
-    line = '+' + '+'.join('-' * (w + 2) for w in widths) + '+'
-    fmt = '|' + '|'.join(f' {{:>{w}}} ' for w in widths) + '|'
-    out = [line, fmt.format(*header), line]
-    out += [fmt.format(*r) for r in rows]
-    out.append(line)
-    return '\n'.join(out)
+    return format_table(['', 'AP', 'AP50', 'AP75', 'APs', 'APm', 'APl'],
+                        rows,
+                        align='>',
+                        style='grid')
 
 
 def main(args: argparse.Namespace) -> Dict[str, float]:
