@@ -18,7 +18,8 @@ from mmengine.runner import Runner
 from bcssl_mm.analysis import format_table
 from bcssl_mm.datasets import AnnotationError, check_config_annotations
 from bcssl_mm.models.utils import CheckpointMismatchError
-from bcssl_mm.utils import CheckpointLoadError, setup_cpu_distributed
+from bcssl_mm.utils import (CheckpointLoadError, setup_cpu_distributed,
+                            teardown_distributed)
 from bcssl_mm.utils.config_check import ConfigError, check_config, load_config
 
 COCO_COLUMNS = ('mAP', 'mAP_50', 'mAP_75', 'mAP_s', 'mAP_m', 'mAP_l')
@@ -137,6 +138,7 @@ def main(args: argparse.Namespace) -> Dict[str, float]:
     if runner.rank == 0:
         print(f'\nCOCO results of {checkpoint} on {args.config}:')
         print(format_coco_table(metrics), flush=True)
+    teardown_distributed()
     return metrics
 
 

@@ -16,7 +16,7 @@ from mmengine.runner import Runner
 from bcssl_mm.datasets import AnnotationError, check_config_annotations
 from bcssl_mm.models.utils import CheckpointMismatchError
 from bcssl_mm.utils import (CheckpointLoadError, find_resume_checkpoint,
-                            setup_cpu_distributed)
+                            setup_cpu_distributed, teardown_distributed)
 from bcssl_mm.utils.config_check import ConfigError, check_config, load_config
 
 # optim_wrapper.type -> its mixed-precision counterpart, for --amp
@@ -113,6 +113,7 @@ def main(args: argparse.Namespace) -> None:
     else:
         runner = Runner.from_cfg(cfg)
     runner.train()
+    teardown_distributed()
 
 
 if __name__ == '__main__':

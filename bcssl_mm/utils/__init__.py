@@ -1,4 +1,4 @@
-from .dist import setup_cpu_distributed
+from .dist import setup_cpu_distributed, teardown_distributed
 from .fileio import AtomicLocalBackend, register_atomic_local_backend
 from .resume import find_resume_checkpoint, is_complete_checkpoint
 from .torch_load import (MMENGINE_SAFE_GLOBALS, NAMESPACE_SAFE_GLOBALS,
@@ -10,5 +10,5 @@ __all__ = [
     'NAMESPACE_SAFE_GLOBALS', 'find_resume_checkpoint',
     'is_complete_checkpoint', 'load_from_local',
     'register_atomic_local_backend', 'register_local_checkpoint_loader',
-    'setup_cpu_distributed'
+    'setup_cpu_distributed', 'teardown_distributed'
 ]

@@ -33,3 +33,17 @@ def setup_cpu_distributed(cfg: Config, launcher: str) -> None:
         type='MMDistributedDataParallel', broadcast_buffers=False)
     wrapper['device_ids'] = None
     cfg.model_wrapper_cfg = wrapper
+
+
+def teardown_distributed() -> None:
+    """Leave the process group before the interpreter exits.
+
+    A gloo group left alive at exit lets its background threads be destroyed
+    while still joinable; on a loaded machine a rank then aborts with
+    ``terminate called without an active exception`` after training has
+    finished, and torchrun reports the whole run failed. All ranks meet at a
+    barrier first so that no rank tears down while another still sends.
+    """
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        torch_dist.barrier()
+        torch_dist.destroy_process_group()
