@@ -47,6 +47,23 @@ def shapes_root(tmp_path_factory) -> str:
     return root + '/'
 
 
+@pytest.fixture(scope='session')
+def shapes_cls_root(tmp_path_factory) -> str:
+    """The classification split alone: cls/train 12 and cls/val 6 images of
+    64 px (4 and 2 per class) under ``<root>/cls/``."""
+    root = str(tmp_path_factory.mktemp('shapes_cls'))
+    load_tool('data/make_shapes_coco.py').generate(
+        root,
+        num_train=1,
+        num_val=1,
+        img_size=64,
+        seed=0,
+        num_cls_train=12,
+        num_cls_val=6,
+        cls_img_size=64)
+    return root + '/'
+
+
 def demo_cfg_options(data_root: str) -> List[str]:
     """--cfg-options that point the demo config at another data root."""
     ann = osp.join(data_root, 'annotations', 'instances_val.json')

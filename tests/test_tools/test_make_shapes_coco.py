@@ -186,3 +186,48 @@ def test_bad_arguments(mod, capsys, argv, name):
         mod.get_args_parser().parse_args(argv)
     assert exc.value.code == 2
     assert name in capsys.readouterr().err
+
+
+def test_classification_split(mod, tmp_path):
+    """cls/<split>/<class>/ holds one shape per image, classes in turn, and
+    does not change the detection images."""
+    _gen(mod, tmp_path / 'det')
+    mod.generate(
+        str(tmp_path / 'both'),
+        NUM_TRAIN,
+        NUM_VAL,
+        IMG_SIZE,
+        0,
+        num_cls_train=7,
+        num_cls_val=3,
+        cls_img_size=48)
+    assert _files(tmp_path / 'det') == _files(tmp_path / 'both')
+    root = tmp_path / 'both' / 'cls'
+    train = {c: sorted(os.listdir(root / 'train' / c)) for c in mod.CLASSES}
+    assert train == {
+        'circle': ['000000.png', '000003.png', '000006.png'],
+        'square': ['000001.png', '000004.png'],
+        'triangle': ['000002.png', '000005.png']
+    }
+    assert sum(len(os.listdir(root / 'val' / c)) for c in mod.CLASSES) == 3
+    img = cv2.imread(str(root / 'train' / 'square' / '000001.png'))
+    assert img.shape == (48, 48, 3)
+    # the shape is saturated, the background is not: a single object whose
+    # area is a sizeable part of the image
+    sat = cv2.cvtColor(img, cv2.COLOR_BGR2HSV)[..., 1]
+    assert 0.1 < (sat > 150).mean() < 0.7
+    assert mod.is_up_to_date(
+        str(tmp_path / 'both'), NUM_TRAIN, NUM_VAL, IMG_SIZE, 0, 7, 3, 48)
+    assert not mod.is_up_to_date(
+        str(tmp_path / 'both'), NUM_TRAIN, NUM_VAL, IMG_SIZE, 0, 8, 3, 48)
+    # shrinking removes the images the smaller run does not have
+    mod.generate(
+        str(tmp_path / 'both'),
+        NUM_TRAIN,
+        NUM_VAL,
+        IMG_SIZE,
+        0,
+        num_cls_train=3,
+        num_cls_val=3,
+        cls_img_size=48)
+    assert os.listdir(root / 'train' / 'circle') == ['000000.png']

@@ -21,7 +21,14 @@ Layout written under ``--out-dir``::
     {out}/val/000000.png ...
     {out}/annotations/instances_train.json
     {out}/annotations/instances_val.json
+    {out}/cls/train/{circle,square,triangle}/000000.png ...
+    {out}/cls/val/{circle,square,triangle}/000000.png ...
     {out}/meta.json
+
+``cls/`` is a labelled classification split for the evaluation tools (k-NN,
+linear probe, corruptions): one shape per image (``--cls-img-size`` px,
+112 by default), classes in turn (image ``i`` is of class ``i % 3``), on the
+same kind of background, in mmpretrain ``CustomDataset`` class folders.
 
 ``file_name`` in the annotation files is relative to the split image folder,
 so an mmdet config uses e.g. ``data_prefix=dict(img='train/')``.
@@ -54,7 +61,7 @@ from pycocotools import mask as mask_utils
 
 #: Bump whenever the generated data changes for the same arguments, so that
 #: existing datasets are detected as stale and regenerated.
-GENERATOR_VERSION = 'shapes-coco-v1'
+GENERATOR_VERSION = 'shapes-coco-v2'
 
 CLASSES: Tuple[str, ...] = ('circle', 'square', 'triangle')
 SPLITS: Tuple[str, ...] = ('train', 'val')
@@ -110,6 +117,17 @@ def _image_size(value: str) -> int:
     return number
 
 
+def _cls_image_size(value: str) -> int:
+    """Argparse type: an integer >= 32."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected an integer, got {value!r}')
+    if number < 32:
+        raise argparse.ArgumentTypeError(f'must be at least 32, got {number}')
+    return number
+
+
 def get_args_parser() -> argparse.ArgumentParser:
     """Build the command line parser.
 
@@ -144,6 +162,23 @@ def get_args_parser() -> argparse.ArgumentParser:
         type=_non_negative_int,
         default=0,
         help='random seed (default: %(default)s)')
+    parser.add_argument(
+        '--num-cls-train',
+        type=_non_negative_int,
+        default=300,
+        help='images of the classification split cls/train, one shape each '
+        '(default: %(default)s)')
+    parser.add_argument(
+        '--num-cls-val',
+        type=_non_negative_int,
+        default=150,
+        help='images of cls/val (default: %(default)s)')
+    parser.add_argument(
+        '--cls-img-size',
+        type=_cls_image_size,
+        default=112,
+        help='side of the classification images, >= 32 '
+        '(default: %(default)s)')
     parser.add_argument(
         '--force',
         action='store_true',
@@ -304,6 +339,34 @@ def _render_image(
     return np.clip(np.rint(img), 0, 255).astype(np.uint8), objects
 
 
+def _render_single(rng: np.random.Generator, size: int,
+                   label: int) -> np.ndarray:
+    """One shape of class ``label`` filling 40-80% of a ``size`` image.
+
+    Args:
+        rng: Random generator dedicated to this image.
+        size: Image side in pixels.
+        label: Index into :data:`CLASSES`.
+
+    Returns:
+        np.ndarray: uint8 BGR image.
+    """
+    img = _make_background(rng, size)
+    verts = _shape_vertices(rng, CLASSES[label], rng.uniform(0.4, 0.8) * size)
+    lo, hi = verts.min(0), verts.max(0)
+    border = 2.0
+    cx = rng.uniform(border - lo[0], max(border - lo[0],
+                                         size - border - hi[0]))
+    cy = rng.uniform(border - lo[1], max(border - lo[1],
+                                         size - border - hi[1]))
+    polygon = np.round(verts + (cx, cy), 2).reshape(-1).tolist()
+    mask = mask_utils.decode(_polygon_rle(polygon, size)).astype(bool)
+    img[mask] = _hsv_to_bgr(
+        rng.uniform(0, 180), rng.uniform(190, 255), rng.uniform(200, 255))
+    img += rng.normal(0.0, _PIXEL_NOISE_STD, size=img.shape)
+    return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+
+
 # ---------------------------------------------------------------------------
 # I/O helpers
 # ---------------------------------------------------------------------------
@@ -339,18 +402,32 @@ def _ann_file(out_dir: str, split: str) -> str:
     return osp.join(out_dir, 'annotations', f'instances_{split}.json')
 
 
-def _meta(num_train: int, num_val: int, img_size: int,
-          seed: int) -> Dict[str, Any]:
+def _meta(num_train: int,
+          num_val: int,
+          img_size: int,
+          seed: int,
+          num_cls_train: int = 0,
+          num_cls_val: int = 0,
+          cls_img_size: int = 112) -> Dict[str, Any]:
     return dict(
         generator_version=GENERATOR_VERSION,
         num_train=num_train,
         num_val=num_val,
         img_size=img_size,
-        seed=seed)
+        seed=seed,
+        num_cls_train=num_cls_train,
+        num_cls_val=num_cls_val,
+        cls_img_size=cls_img_size)
 
 
-def is_up_to_date(out_dir: str, num_train: int, num_val: int, img_size: int,
-                  seed: int) -> bool:
+def is_up_to_date(out_dir: str,
+                  num_train: int,
+                  num_val: int,
+                  img_size: int,
+                  seed: int,
+                  num_cls_train: int = 0,
+                  num_cls_val: int = 0,
+                  cls_img_size: int = 112) -> bool:
     """Whether ``out_dir`` already holds the dataset for these arguments.
 
     Args:
@@ -371,7 +448,8 @@ def is_up_to_date(out_dir: str, num_train: int, num_val: int, img_size: int,
             meta = json.load(f)
     except (OSError, ValueError):
         return False
-    return meta == _meta(num_train, num_val, img_size, seed)
+    return meta == _meta(num_train, num_val, img_size, seed, num_cls_train,
+                         num_cls_val, cls_img_size)
 
 
 def _generate_split(out_dir: str, split: str, split_index: int,
@@ -439,8 +517,40 @@ def _generate_split(out_dir: str, split: str, split_index: int,
         per_class=per_class)
 
 
-def generate(out_dir: str, num_train: int, num_val: int, img_size: int,
-             seed: int) -> Dict[str, Any]:
+def _generate_cls_split(out_dir: str, split: str, split_index: int,
+                        num_images: int, img_size: int,
+                        seed: int) -> Dict[str, Any]:
+    """Write ``cls/<split>/<class>/<index>.png``, class ``index % 3``."""
+    root = osp.join(out_dir, 'cls', split)
+    per_class = {name: 0 for name in CLASSES}
+    keep = {name: set() for name in CLASSES}
+    for name in CLASSES:
+        os.makedirs(osp.join(root, name), exist_ok=True)
+    for index in range(num_images):
+        label = index % len(CLASSES)
+        rng = np.random.default_rng([seed, split_index, index])
+        img = _render_single(rng, img_size, label)
+        file_name = f'{index:06d}.png'
+        path = osp.join(root, CLASSES[label], file_name)
+        if not cv2.imwrite(path, img):
+            raise OSError(f'failed to write {path}')
+        keep[CLASSES[label]].add(file_name)
+        per_class[CLASSES[label]] += 1
+    for name in CLASSES:  # left over from an earlier, larger run
+        for file_name in os.listdir(osp.join(root, name)):
+            if _FILE_RE.match(file_name) and file_name not in keep[name]:
+                os.remove(osp.join(root, name, file_name))
+    return dict(img_dir=root, num_images=num_images, per_class=per_class)
+
+
+def generate(out_dir: str,
+             num_train: int,
+             num_val: int,
+             img_size: int,
+             seed: int,
+             num_cls_train: int = 0,
+             num_cls_val: int = 0,
+             cls_img_size: int = 112) -> Dict[str, Any]:
     """Generate (or regenerate) the whole dataset.
 
     Existing files are overwritten; ``meta.json`` is removed first and written
@@ -475,9 +585,20 @@ def generate(out_dir: str, num_train: int, num_val: int, img_size: int,
                       num) in enumerate(zip(SPLITS, (num_train, num_val))):
         summary[split] = _generate_split(out_dir, split, split_index, num,
                                          img_size, seed)
+    if cls_img_size < 32:
+        raise ValueError(
+            f'cls_img_size must be at least 32, got {cls_img_size}')
+    # streams 2 and 3: independent of the detection images
+    for split_index, (split, num) in enumerate(
+            zip(SPLITS, (num_cls_train, num_cls_val)), start=2):
+        if num > 0:
+            summary[f'cls_{split}'] = _generate_cls_split(
+                out_dir, split, split_index, num, cls_img_size, seed)
     _atomic_write_text(
         meta_file,
-        _dump_json(_meta(num_train, num_val, img_size, seed)) + '\n')
+        _dump_json(
+            _meta(num_train, num_val, img_size, seed, num_cls_train,
+                  num_cls_val, cls_img_size)) + '\n')
     return summary
 
 
@@ -489,6 +610,13 @@ def format_summary(summary: Dict[str, Any]) -> str:
         counts = ', '.join(f'{k}={v}' for k, v in info['per_class'].items())
         lines.append(f'  {split}: {info["num_images"]} images, '
                      f'{info["num_instances"]} instances ({counts})')
+    for split in SPLITS:
+        info = summary.get(f'cls_{split}')
+        if info is not None:
+            counts = ', '.join(f'{k}={v}'
+                               for k, v in info['per_class'].items())
+            lines.append(f'  cls/{split}: {info["num_images"]} images, one '
+                         f'shape each ({counts})')
     return '\n'.join(lines)
 
 
@@ -506,7 +634,10 @@ def main(args: argparse.Namespace) -> Optional[Dict[str, Any]]:
         num_train=args.num_train,
         num_val=args.num_val,
         img_size=args.img_size,
-        seed=args.seed)
+        seed=args.seed,
+        num_cls_train=args.num_cls_train,
+        num_cls_val=args.num_cls_val,
+        cls_img_size=args.cls_img_size)
     if not args.force and is_up_to_date(args.out_dir, **params):
         print(f'{args.out_dir}: shapes dataset up to date, skipping '
               '(use --force to regenerate)')
