@@ -298,3 +298,31 @@ def test_bad_layouts_are_named(shapes_cls_root, corrupted, tmp_path):
     config_k, _ = make_classifier(str(tmp_path), val, 1000, 0, 'probe_k')
     with pytest.raises(tool.CheckpointMismatchError, match='head.fc.weight'):
         run(config_k, ckpt, str(tmp_path / 'wd'), '--corrupted', corrupted)
+
+
+def test_pretrain_is_named_by_the_backbone_init_checkpoint(tmp_path):
+    teacher = str(tmp_path / 'teacher.pth')
+    torch.save(
+        dict(
+            state_dict={},
+            meta=dict(
+                experiment_name='dino_bcssl-atto-k9_1xb32-coslr-10e_shapes'
+                '_20261124_063000',
+                epoch=10)), teacher)
+    probe = str(tmp_path / 'probe.pth')
+    torch.save(dict(state_dict={}, meta=dict(experiment_name='linear')), probe)
+    cfg = Config(
+        dict(
+            model=dict(
+                backbone=dict(init_cfg=[
+                    dict(type='TruncNormal', layer='Linear'),
+                    dict(type='Pretrained', checkpoint=teacher)
+                ]))))
+    pretrain = tool.pretrain_entry(cfg, probe, None)
+    assert pretrain['name'] == 'dino_bcssl-atto-k9_1xb32-coslr-10e_shapes'
+    assert pretrain['epochs'] == 10 and pretrain['checkpoint_epoch'] == 10
+    assert tool.pretrain_entry(cfg, probe, 'random_x_init_shapes')['name'] \
+        == 'random_x_init_shapes'
+    # no init checkpoint: the classifier checkpoint's own run name
+    assert tool.pretrain_entry(Config(dict(model=dict())), probe,
+                               None)['name'] == 'linear'
