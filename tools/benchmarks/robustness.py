@@ -185,6 +185,8 @@ def backbone_init_checkpoint(cfg: Config) -> Optional[str]:
 
 def pretrain_entry(cfg: Config, checkpoint: str,
                    name: Optional[str]) -> Dict[str, Any]:
+    """The pretraining run: ``name``, else the backbone's init checkpoint's,
+    else the classifier checkpoint's own run."""
     if name:
         return pretrain_from_checkpoint(None, override=name)
     init = backbone_init_checkpoint(cfg)
@@ -194,7 +196,7 @@ def pretrain_entry(cfg: Config, checkpoint: str,
 # --- data --------------------------------------------------------------------
 
 
-def test_pipeline(cfg: Config, drop_resize: bool = False) -> List[dict]:
+def config_test_pipeline(cfg: Config, drop_resize: bool = False) -> List[dict]:
     """The config's test pipeline, without its resize steps if asked."""
     dataset = cfg.get('test_dataloader', {}).get('dataset', {})
     pipeline = dataset.get('pipeline', cfg.get('test_pipeline'))
@@ -392,7 +394,7 @@ def prepare_corruptions(cfg: Config, args: argparse.Namespace, kind: str,
         severities = severities or list(SEVERITIES)
     pairs = corruption_folders(root, corruptions, severities, name)
     classes = imagenet_1k_synsets() if imagenet else config_classes(cfg)
-    pipeline = test_pipeline(cfg, drop_resize=imagenet)
+    pipeline = config_test_pipeline(cfg, drop_resize=imagenet)
     datasets, targets = [], []
     for corruption, severity in pairs:
         dataset, target = build_folder(
@@ -415,7 +417,7 @@ def prepare_imagenet_variant(cfg: Config, kind: str,
                              root: str) -> Dict[str, Any]:
     """Check ImageNet-A, -R or -Sketch's class folders; build the dataset.
     """
-    pipeline = test_pipeline(cfg)
+    pipeline = config_test_pipeline(cfg)
     if kind == 'imagenet_sketch':
         mask, classes, name = None, imagenet_1k_synsets(), 'ImageNet-Sketch'
     else:
