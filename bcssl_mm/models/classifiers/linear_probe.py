@@ -4,8 +4,9 @@ Paper §4.1 (https://arxiv.org/abs/2312.05695) and official DINO's
 ``eval_linear.py`` (docs/recipes.md §7): a pretrained backbone, frozen, and
 one linear layer on its pooled output; only the linear layer trains.
 """
-from typing import Optional
+from typing import List, Optional
 
+import torch.nn as nn
 from mmengine.logging import MMLogger
 from mmpretrain.models import ImageClassifier
 from mmpretrain.registry import MODELS
@@ -72,7 +73,7 @@ class LinearProbeClassifier(ImageClassifier):
                 param.requires_grad = False
             module.eval()
 
-    def frozen_modules(self) -> list:
+    def frozen_modules(self) -> List[nn.Module]:
         """The backbone, and the neck if any."""
         return [self.backbone] + ([self.neck] if self.with_neck else [])
 
