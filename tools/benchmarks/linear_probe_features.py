@@ -10,15 +10,15 @@ takes minutes instead of 100 passes through the backbone (dino #141), and
 departs from the protocol in two ways:
 
 - no augmentation: every epoch sees the same centre-crop feature of each
-  image, so the classifier overfits sooner and its accuracy differs from
-  the protocol's (usually lower on large sets);
+  image, so the classifier can overfit sooner, and its accuracy is not the
+  protocol's;
 - the lr is picked on the validation set, so the reported accuracy is
   optimistic: it is a guide for choosing the protocol's lr (dino #131: the
   right lr differs by orders of magnitude between architectures), not a
   number for the paper's tables.
 
-Input: a feature cache directory (``tools/analysis_tools/knn_eval.py
---dump-features DIR``): ``train.pt`` and ``val.pt``, each a dict
+Input: a feature cache directory, as the k-NN tool writes it with
+``--dump-features DIR``: ``train.pt`` and ``val.pt``, each a dict
 ``{'features': float32 (N, C) raw pooled backbone features, 'labels': int64
 (N,), 'classes': [str], 'meta': {...}}`` loadable with
 ``torch.load(weights_only=True)``. Output: a table of lr -> top-1 / top-5 on
