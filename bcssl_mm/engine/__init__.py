@@ -1,6 +1,7 @@
-from .hooks import DINOHook, RNGStateHook
+from .hooks import DINOHook, LinearProbeResultHook, RNGStateHook
 from .optimizers import DINOAmpOptimWrapper, DINOOptimWrapper
 
 __all__ = [
-    'DINOHook', 'RNGStateHook', 'DINOOptimWrapper', 'DINOAmpOptimWrapper'
+    'DINOHook', 'LinearProbeResultHook', 'RNGStateHook', 'DINOOptimWrapper',
+    'DINOAmpOptimWrapper'
 ]

@@ -1,5 +1,6 @@
 from .algorithms import DINO
 from .backbones import BCSSLConvNeXt, BCSSLConvNeXtBlock
+from .classifiers import LinearProbeClassifier
 from .heads import DINOHead
 from .losses import DINOLoss
 from .necks import DINONeck
@@ -7,5 +8,5 @@ from .timm_models import BCSSLConvNeXtTimm
 
 __all__ = [
     'BCSSLConvNeXt', 'BCSSLConvNeXtBlock', 'BCSSLConvNeXtTimm', 'DINO',
-    'DINOHead', 'DINOLoss', 'DINONeck'
+    'DINOHead', 'DINOLoss', 'DINONeck', 'LinearProbeClassifier'
 ]

@@ -1,10 +1,11 @@
 from .dino_hook import (DINOHook, plain_bn_running_stats, teacher_momentum,
                         teacher_temperature)
+from .linear_probe_result_hook import LinearProbeResultHook
 from .lr_warmup_check_hook import LRWarmupCheckHook
 from .rng_state_hook import RNGStateHook, get_rng_state, set_rng_state
 
 __all__ = [
-    'DINOHook', 'LRWarmupCheckHook', 'RNGStateHook', 'get_rng_state',
-    'plain_bn_running_stats', 'set_rng_state', 'teacher_momentum',
-    'teacher_temperature'
+    'DINOHook', 'LinearProbeResultHook', 'LRWarmupCheckHook', 'RNGStateHook',
+    'get_rng_state', 'plain_bn_running_stats', 'set_rng_state',
+    'teacher_momentum', 'teacher_temperature'
 ]

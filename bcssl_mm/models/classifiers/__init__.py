@@ -1,0 +1,3 @@
+from .linear_probe import LinearProbeClassifier
+
+__all__ = ['LinearProbeClassifier']
