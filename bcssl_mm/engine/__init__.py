@@ -1,6 +1,7 @@
-from .hooks import DINOHook, RNGStateHook
+from .hooks import DINOHook, KNNMonitorHook, RNGStateHook
 from .optimizers import DINOAmpOptimWrapper, DINOOptimWrapper
 
 __all__ = [
-    'DINOHook', 'RNGStateHook', 'DINOOptimWrapper', 'DINOAmpOptimWrapper'
+    'DINOHook', 'KNNMonitorHook', 'RNGStateHook', 'DINOOptimWrapper',
+    'DINOAmpOptimWrapper'
 ]
