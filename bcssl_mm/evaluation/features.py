@@ -84,12 +84,12 @@ def build_eval_backbone(model_cfg: dict,
         seed (int): Seed of the initialisation. Defaults to 0.
 
     Raises:
-        KeyError: ``model_cfg`` has no backbone.
+        ValueError: ``model_cfg`` has no backbone.
         CheckpointMismatchError: The checkpoint's keys or shapes do not
             match; the message lists them.
     """
     if 'backbone' not in model_cfg:
-        raise KeyError('the config has no model.backbone to evaluate')
+        raise ValueError('the config has no model.backbone to evaluate')
     cfg = copy.deepcopy(dict(model_cfg['backbone']))
     if 'drop_path_rate' in cfg:
         cfg['drop_path_rate'] = 0.
@@ -146,7 +146,8 @@ def extract_features(backbone: nn.Module,
     Under ``torch.distributed`` each process extracts a contiguous shard
     (:func:`shard_range`) and the shards are gathered, so every process
     returns the whole (N, C), without padding duplicates. The backbone is
-    run in eval mode and left in the mode it had.
+    run in eval mode, then each of its modules is put back in the mode it
+    had.
 
     Args:
         backbone (nn.Module): Outputs pooled by
@@ -162,6 +163,9 @@ def extract_features(backbone: nn.Module,
     Returns:
         Tensor: (N, C) float32, on ``device``.
     """
+    if len(dataset) == 0:
+        raise ValueError(f'{type(dataset).__name__} at '
+                         f'{getattr(dataset, "data_root", "?")!r} is empty')
     if device is None:
         device = next(backbone.parameters()).device
     rank, world_size = dist.get_rank(), dist.get_world_size()
@@ -173,7 +177,7 @@ def extract_features(backbone: nn.Module,
         shuffle=False,
         collate_fn=pseudo_collate)
     preprocessor = preprocessor.to(device)
-    was_training = backbone.training
+    modes = [(m, m.training) for m in backbone.modules()]
     backbone.eval()
     try:
         feats = [
@@ -182,7 +186,8 @@ def extract_features(backbone: nn.Module,
             for batch in loader
         ]
     finally:
-        backbone.train(was_training)
+        for module, training in modes:
+            module.training = training
     shard = torch.cat(feats) if feats else None
     if world_size == 1:
         return shard

@@ -296,5 +296,5 @@ if __name__ == '__main__':
     try:
         main(get_args_parser().parse_args())
     except (CheckpointLoadError, CheckpointMismatchError, ConfigError,
-            FileNotFoundError, KeyError, ValueError) as e:
+            FileNotFoundError, ValueError) as e:
         raise SystemExit(f'error: {e}')

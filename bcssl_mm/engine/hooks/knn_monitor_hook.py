@@ -55,6 +55,10 @@ class KNNMonitorHook(Hook):
         num_workers (int): Data-loading processes. Defaults to 0.
         query_chunk (int): k-NN queries per block. Defaults to 1024.
         bank_chunk (int): k-NN bank items per block. Defaults to 65536.
+
+    Attributes:
+        history (list[dict]): ``epoch``, ``top1`` and ``top5`` of every
+            evaluation of this run.
     """
 
     priority = 'LOW'
