@@ -196,6 +196,11 @@ def extract_splits(args: argparse.Namespace,
         'train': build_dataset(cfg.knn_data.bank),
         'val': build_dataset(cfg.knn_data.query)
     }
+    classes = {s: dataset_labels(d)[1] for s, d in datasets.items()}
+    if classes['train'] != classes['val']:
+        raise ValueError(
+            f'the query classes {classes["val"]} differ from the bank '
+            f'classes {classes["train"]}: labels would not match')
     if max(args.nb_knn) > len(datasets['train']):
         raise ValueError(f'--nb-knn {max(args.nb_knn)} is larger than the '
                          f'bank ({len(datasets["train"])} images)')
