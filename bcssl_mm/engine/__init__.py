@@ -1,7 +1,8 @@
-from .hooks import DINOHook, LinearProbeResultHook, RNGStateHook
+from .hooks import (DINOHook, KNNMonitorHook, LinearProbeResultHook,
+                    RNGStateHook)
 from .optimizers import DINOAmpOptimWrapper, DINOOptimWrapper
 
 __all__ = [
-    'DINOHook', 'LinearProbeResultHook', 'RNGStateHook', 'DINOOptimWrapper',
-    'DINOAmpOptimWrapper'
+    'DINOHook', 'KNNMonitorHook', 'LinearProbeResultHook', 'RNGStateHook',
+    'DINOOptimWrapper', 'DINOAmpOptimWrapper'
 ]

@@ -10,9 +10,12 @@
 # outputs collapsed to uniform: the loss went to ln 4096 and stayed there).
 # `make demo` then fine-tunes Mask R-CNN from its teacher
 # (configs/dino/benchmarks/mask-rcnn_bcssl-atto-k9_fpn_1xb4-8e_shapes.py).
+# The teacher's k-NN top-1 on the labelled shapes (data/shapes/cls, 300 bank
+# / 150 query images) is logged every 5 epochs (KNNMonitorHook).
 _base_ = [
     '../_base_/models/dino_bcssl-t-k9.py',
     '../_base_/datasets/shapes_bs32_dino.py',
+    '../_base_/datasets/shapes_cls_knn.py',
     '../_base_/schedules/dino_adamw_coslr_100e.py',
     '../_base_/default_runtime.py',
 ]
@@ -62,7 +65,14 @@ custom_hooks = [
         teacher_temp=0.04,
         warmup_teacher_temp_epochs=1,
         freeze_last_layer_epochs=1),
-    dict(type='RNGStateHook')
+    dict(type='RNGStateHook'),
+    # a copy of knn_data: set the hook's own data roots to move it
+    dict(
+        type='KNNMonitorHook',
+        data=_base_.knn_data,
+        interval=5,
+        k=20,
+        batch_size=64)
 ]
 default_hooks = dict(
     logger=dict(interval=5), checkpoint=dict(interval=1, max_keep_ckpts=2))

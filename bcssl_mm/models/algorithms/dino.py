@@ -29,6 +29,8 @@ from mmpretrain.models.selfsup.base import BaseSelfSupervisor
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
+from ..utils import pool_backbone_output
+
 # runtime info key of the teacher temperature, set by DINOHook
 TEACHER_TEMP_KEY = 'teacher_temp'
 
@@ -39,8 +41,8 @@ def embed_views(backbone: nn.Module,
 
     Consecutive views of the same size are concatenated and run together (all
     global crops, then all local crops), as official DINO's
-    ``MultiCropWrapper``. The backbone's last output is used; feature maps
-    (ResNet, Swin) are globally average-pooled.
+    ``MultiCropWrapper``. The outputs are pooled by
+    :func:`~bcssl_mm.models.utils.pool_backbone_output`, as in evaluation.
 
     Args:
         backbone (nn.Module): Returns a tuple of (N, C) or (N, C, H, W).
@@ -55,13 +57,8 @@ def embed_views(backbone: nn.Module,
             groups[-1].append(view)
         else:
             groups.append([view])
-    feats = []
-    for group in groups:
-        out = backbone(torch.cat(group))[-1]
-        if out.dim() == 4:  # (N, C, H, W) -> (N, C)
-            out = out.mean(dim=(2, 3))
-        feats.append(out)
-    return torch.cat(feats)
+    return torch.cat(
+        [pool_backbone_output(backbone(torch.cat(group))) for group in groups])
 
 
 def step_teacher_temp() -> float:

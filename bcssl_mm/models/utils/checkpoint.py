@@ -59,7 +59,42 @@ def load_backbone_checkpoint(module: nn.Module,
         raise FileNotFoundError(
             f'pretrained checkpoint {filename!r} ({key_hint}) does not exist'
         ) from e
-    state_dict = extract_state_dict(checkpoint)
+    load_state_dict_strict(
+        module,
+        extract_state_dict(checkpoint),
+        filename,
+        prefix=prefix,
+        allow_missing=allow_missing,
+        logger=logger,
+        prefix_hint='set model.backbone.init_cfg.prefix to the right prefix, '
+        "or to '' for a bare backbone state dict")
+
+
+def load_state_dict_strict(module: nn.Module,
+                           state_dict: Dict[str, torch.Tensor],
+                           source: str,
+                           prefix: Optional[str] = None,
+                           allow_missing: Sequence[str] = (),
+                           logger: Optional[logging.Logger] = None,
+                           prefix_hint: str = '') -> None:
+    """Load ``state_dict`` into ``module``; fail on any key or shape mismatch.
+
+    Args:
+        module (nn.Module): The module to load into.
+        state_dict (dict): Tensors by name.
+        source (str): Where ``state_dict`` comes from (a file name), for the
+            messages.
+        prefix (str, optional): Only keys starting with it are loaded, with
+            it stripped. ``None`` or ``''`` loads every key.
+        allow_missing (Sequence[str]): Key prefixes that may be absent and
+            keep their initial values.
+        logger (logging.Logger, optional): Where to report what was loaded.
+        prefix_hint (str): Appended to the error when no key has ``prefix``.
+
+    Raises:
+        CheckpointMismatchError: No key has ``prefix``, or keys are missing,
+            unexpected or of the wrong shape; the message lists all of them.
+    """
     if prefix:
         if not prefix.endswith('.'):
             prefix += '.'
@@ -69,10 +104,8 @@ def load_backbone_checkpoint(module: nn.Module,
         }
         if not stripped:
             raise CheckpointMismatchError(
-                f'{filename}: no key starts with prefix {prefix!r} '
-                f'(first keys: {list(state_dict)[:5]}); set '
-                'model.backbone.init_cfg.prefix to the right prefix, or to '
-                "'' for a bare backbone state dict")
+                f'{source}: no key starts with prefix {prefix!r} '
+                f'(first keys: {list(state_dict)[:5]}); {prefix_hint}')
         state_dict = stripped
 
     expected = module.state_dict()
@@ -89,7 +122,7 @@ def load_backbone_checkpoint(module: nn.Module,
     ]
     if missing or unexpected or mis_shaped:
         lines = [
-            f'{filename} does not match {type(module).__name__} '
+            f'{source} does not match {type(module).__name__} '
             f'(prefix {prefix!r}):'
         ]
         for title, keys in (('missing keys', missing), ('unexpected keys',
@@ -108,5 +141,5 @@ def load_backbone_checkpoint(module: nn.Module,
             if k not in state_dict and not k.endswith('num_batches_tracked')
         })
         logger.info(f'Loaded {len(state_dict)} backbone tensors from '
-                    f'{filename} (prefix {prefix!r}); newly initialised: '
+                    f'{source} (prefix {prefix!r}); newly initialised: '
                     f'{kept or "none"}')

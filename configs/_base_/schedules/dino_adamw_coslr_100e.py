@@ -56,7 +56,12 @@ custom_hooks = [
         warmup_teacher_temp_epochs=30,
         freeze_last_layer_epochs=1),
     # exact resume of augmentations and drop-path masks
-    dict(type='RNGStateHook')
+    dict(type='RNGStateHook'),
+    # the paper's k-NN monitor (Appendix A.1, Fig. 3: ImageNet k-NN of the
+    # teacher every 20 epochs; a pass over train + val each time) is off; to
+    # turn it on, add '../_base_/datasets/imagenet_knn.py' to a config's
+    # _base_ and this line to its custom_hooks:
+    # dict(type='KNNMonitorHook', data=_base_.knn_data, interval=20),
 ]
 
 # lr above is for 512 images; --auto-scale-lr rescales to the real batch
