@@ -35,13 +35,11 @@ class Metric:
         key (str): Metric key in that result.
         scale (float): Factor from the result's unit to the paper's: mmdet's
             COCO AP is a fraction, the paper's a percentage. Defaults to 1.
-        lower_is_better (bool): True for errors (mCE). Defaults to False.
     """
     title: str
     kind: str
     key: str
     scale: float = 1.0
-    lower_is_better: bool = False
 
 
 METRICS: Dict[str, Metric] = {
@@ -49,7 +47,8 @@ METRICS: Dict[str, Metric] = {
     'linear': Metric('linear', 'linear', 'best_top1'),
     # k = 20, DINO's reported k; the paper does not give it (recipes §3)
     'knn': Metric('k-NN', 'knn', 'top1_k20'),
-    'imagenet_c': Metric('C (mCE)', 'imagenet_c', 'mCE', lower_is_better=True),
+    # mean corruption error, lower is better
+    'imagenet_c': Metric('C (mCE)', 'imagenet_c', 'mCE'),
     'imagenet_sketch': Metric('SK', 'imagenet_sketch', 'top1'),
     'imagenet_r': Metric('R', 'imagenet_r', 'top1'),
     'imagenet_a': Metric('A', 'imagenet_a', 'top1'),

@@ -179,9 +179,16 @@ def test_empty_root_prints_every_row_not_run(tool, tmp_path):
     assert statuses == {'not run', 'quoted only'}
 
 
-def test_corrupt_result_file_is_an_error_naming_it(tool, root):
+@pytest.mark.parametrize('broken', ['truncated', 'text metric'])
+def test_corrupt_result_file_is_an_error_naming_it(tool, root, broken):
     bad = root / 'broken' / 'knn.result.json'
-    bad.parent.mkdir()
-    bad.write_text('{"schema": 1, "kind": "knn", ')
+    if broken == 'truncated':
+        bad.parent.mkdir()
+        bad.write_text('{"schema": 1, "kind": "knn", ')
+    else:
+        bad = _write(root, 'broken', 'knn', {'top1_k20': 1.0}, RN50_100E)
+        record = json.load(open(bad))
+        record['metrics']['top1_k20'] = '58.0'
+        json.dump(record, open(bad, 'w'))
     with pytest.raises(ResultFileError, match=re.escape(str(bad))):
         _collect(tool, root)

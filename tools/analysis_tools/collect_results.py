@@ -135,6 +135,9 @@ def value_of(result: Optional[Result], key: str,
     if result is None:
         return None
     value = result['metrics'][key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ResultFileError(f'{result["path"]}: metric {key!r} is '
+                              f'{value!r}, not a number')
     return None if value < 0 else value * scale
 
 
@@ -175,6 +178,8 @@ def paper_table(table: PaperTable, by_key: Dict[RunKey, List[Result]]) -> str:
             chosen = pick(results, (metric.kind, ), metric.key,
                           f'{row.label}, {metric.title}', notes)
             value = value_of(chosen, metric.key, metric.scale)
+            if value is not None:  # the difference of the printed numbers
+                value = round(value, places[name])
             paper = row.paper[name]
             diff = None if value is None or paper is None else value - paper
             measured += value is not None
