@@ -26,6 +26,7 @@ probe of a Table 1 run, say) are listed below it.
 import argparse
 import decimal
 import os.path as osp
+import sys
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from bcssl_mm.analysis import format_table
@@ -311,7 +312,7 @@ def main(args: argparse.Namespace) -> str:
     if args.out:
         with open(args.out, 'w', encoding='utf-8') as f:
             f.write(text)
-        print(f'written to {osp.abspath(args.out)}')
+        print(f'written to {osp.abspath(args.out)}', file=sys.stderr)
     return text
 
 
