@@ -34,6 +34,8 @@ setup(
     license='Apache-2.0',
     python_requires='>=3.8',
     packages=find_packages(include=['bcssl_mm', 'bcssl_mm.*']),
+    # the paper's numbers that tools/analysis_tools/collect_results.py reads
+    package_data={'bcssl_mm': ['evaluation/paper_results.json']},
     install_requires=read_requirements('requirements/runtime.txt'),
     extras_require={'tests': read_requirements('requirements/tests.txt')},
     zip_safe=False,

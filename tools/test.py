@@ -1,22 +1,36 @@
 """Evaluate a checkpoint on a config's test set: mmdet's test.py.
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out preds.pkl]
-        [--cfg-options KEY=VALUE ...] [--launcher {none,pytorch,slurm,mpi}]
+        [--pretrain-name NAME] [--cfg-options KEY=VALUE ...]
+        [--launcher {none,pytorch,slurm,mpi}]
 
-Prints the COCO bbox / segm AP table. CHECKPOINT may be a checkpoint file or a
-work dir's ``last_checkpoint`` file (which holds the path of one).
+Prints the COCO bbox / segm AP table and writes it, with the pretraining run
+the backbone started from, to ``<work dir>/coco.result.json``
+(``bcssl_mm/evaluation/results.py``), which
+``tools/analysis_tools/collect_results.py`` compares with the paper's
+Table 4. CHECKPOINT may be a checkpoint file or a work dir's
+``last_checkpoint`` file (which holds the path of one).
+
+The pretraining run is read from the meta of CONFIG's backbone checkpoint
+(``model.backbone.init_cfg.checkpoint``): an extracted DINO teacher keeps
+its run's ``experiment_name``. A detector trained with that key overridden
+is tested with the same ``--cfg-options`` (it only names the run; the
+weights come from CHECKPOINT), or with ``--pretrain-name``, which also names
+a backbone trained from random initialisation (the demo's
+``random_bcssl-atto-k9_init_shapes``).
 """
 import argparse
 import os
 import os.path as osp
-from typing import Dict
+from typing import Any, Dict, Optional
 
-from mmengine.config import DictAction
+from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from bcssl_mm.analysis import format_table
 from bcssl_mm.datasets import AnnotationError, check_config_annotations
+from bcssl_mm.evaluation.results import pretrain_from_checkpoint, write_result
 from bcssl_mm.models.utils import CheckpointMismatchError
 from bcssl_mm.utils import (CheckpointLoadError, setup_cpu_distributed,
                             teardown_distributed)
@@ -35,6 +49,12 @@ def get_args_parser() -> argparse.ArgumentParser:
         '--out', help='dump the predictions to this pickle file')
     parser.add_argument(
         '--show-dir', help='save images with drawn predictions here')
+    parser.add_argument(
+        '--pretrain-name',
+        help='the pretraining run of the backbone, for coco.result.json '
+        '(e.g. random_bcssl-atto-k9_init_shapes); default: the '
+        'experiment_name in the meta of the backbone checkpoint the model '
+        'was fine-tuned from')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -84,6 +104,29 @@ def load_strictly(runner: Runner, checkpoint: str, config: str) -> None:
             f'was evaluated:\n{e}') from None
 
 
+def backbone_checkpoint(cfg: Config) -> Optional[str]:
+    """The checkpoint of the backbone's ``Pretrained`` init_cfg, or None
+    for a backbone initialised at random."""
+    init_cfg = cfg.get('model', {}).get('backbone', {}).get('init_cfg')
+    for item in init_cfg if isinstance(init_cfg, list) else [init_cfg]:
+        if isinstance(item, (dict, ConfigDict)) and \
+                item.get('type') == 'Pretrained':
+            return item.get('checkpoint')
+    return None
+
+
+def detector_pretrain(cfg: Config, override: Optional[str]) -> Dict[str, Any]:
+    """The ``pretrain`` entry of the COCO result: ``override``
+    (``--pretrain-name``), else what the meta of the config's backbone
+    checkpoint says (:func:`~bcssl_mm.evaluation.results.
+    pretrain_from_checkpoint`), else ``random-init``."""
+    # NOTE: the training config that mmengine keeps in the detector
+    # checkpoint's meta would know a --cfg-options checkpoint, but reading it
+    # means executing text from a checkpoint, which weights_only loading is
+    # there to prevent
+    return pretrain_from_checkpoint(backbone_checkpoint(cfg), override)
+
+
 def format_coco_table(metrics: Dict[str, float]) -> str:
     """The COCO bbox / segm AP table of an evaluation's metrics dict."""
     rows = []
@@ -101,6 +144,28 @@ def format_coco_table(metrics: Dict[str, float]) -> str:
                         rows,
                         align='>',
                         style='grid')
+
+
+def write_coco_result(work_dir: str, metrics: Dict[str, Any],
+                      pretrain: Dict[str, Any], config: str, checkpoint: str,
+                      cfg: Config) -> str:
+    """Write the ``coco/*`` metrics to ``<work_dir>/coco.result.json``."""
+    coco = {
+        k: v
+        for k, v in metrics.items() if k.startswith('coco/')
+        and isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
+    # test_evaluator is a list once --out adds DumpDetResults
+    evaluators = cfg.get('test_evaluator') or []
+    if not isinstance(evaluators, list):
+        evaluators = [evaluators]
+    ann_files = [e['ann_file'] for e in evaluators if e.get('ann_file')]
+    source = dict(
+        config=config,
+        checkpoint=checkpoint,
+        backbone_checkpoint=backbone_checkpoint(cfg),
+        dataset=ann_files[0] if ann_files else None)
+    return write_result(work_dir, 'coco', coco, pretrain, source)
 
 
 def main(args: argparse.Namespace) -> Dict[str, float]:
@@ -138,6 +203,10 @@ def main(args: argparse.Namespace) -> Dict[str, float]:
     if runner.rank == 0:
         print(f'\nCOCO results of {checkpoint} on {args.config}:')
         print(format_coco_table(metrics), flush=True)
+        path = write_coco_result(runner.work_dir, metrics,
+                                 detector_pretrain(cfg, args.pretrain_name),
+                                 args.config, checkpoint, cfg)
+        print(f'results written to {path}', flush=True)
     teardown_distributed()
     return metrics
 

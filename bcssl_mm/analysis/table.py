@@ -1,7 +1,7 @@
 """The text table of the analysis tools: rows of cells -> aligned lines."""
 from typing import Any, Sequence, Union
 
-STYLES = ('plain', 'grid')
+STYLES = ('plain', 'grid', 'markdown')
 
 
 def format_table(header: Sequence[Any],
@@ -27,14 +27,24 @@ def format_table(header: Sequence[Any],
         |     a |   1.0 |
         +-------+-------+
 
+    ``markdown`` is a GitHub-flavoured Markdown table, the rule under the
+    header carrying each column's alignment and ``|`` inside a cell escaped
+    as ``\\|``::
+
+        | model | img/s |
+        |-------|------:|
+        | a     |   1.0 |
+
     Args:
         header (Sequence): Column titles.
         rows (Sequence[Sequence]): Cells, as many per row as titles; a cell
             is printed with ``str``, None as ``-``.
         align (str | Sequence[str]): ``'<'`` (left) or ``'>'`` (right), for
             every column or one per column. Defaults to ``'<'``.
-        style (str): ``'plain'`` or ``'grid'``. Defaults to ``'plain'``.
-        notes (Sequence[str]): Lines printed below the table.
+        style (str): ``'plain'``, ``'grid'`` or ``'markdown'``. Defaults to
+            ``'plain'``.
+        notes (Sequence[str]): Lines printed below the table (after a blank
+            line in ``markdown``).
 
     Returns:
         str: The table, lines joined by ``\\n``.
@@ -47,6 +57,8 @@ def format_table(header: Sequence[Any],
                          f'column of {len(header)}')
     cells = [['-' if c is None else str(c) for c in row]
              for row in [header, *rows]]
+    if style == 'markdown':
+        cells = [[c.replace('|', r'\|') for c in row] for row in cells]
     for i, row in enumerate(cells[1:]):
         if len(row) != len(header):
             raise ValueError(f'table row {i} has {len(row)} cells, the '
@@ -57,6 +69,15 @@ def format_table(header: Sequence[Any],
     if style == 'plain':
         out = [' | '.join(line).rstrip() for line in lines]
         out.insert(1, '-+-'.join('-' * w for w in widths))
+    elif style == 'markdown':
+        out = ['| ' + ' | '.join(line) + ' |' for line in lines]
+        # a colon on the right of the rule aligns the column right
+        rule = '|' + '|'.join('-' * (w + 1) + (':' if a == '>' else '-')
+                              for a, w in zip(aligns, widths)) + '|'
+        out.insert(1, rule)
+        if notes:
+            # GFM reads a text line right below a table as one more row
+            out.append('')
     else:
         rule = '+' + '+'.join('-' * (w + 2) for w in widths) + '+'
         out = ['| ' + ' | '.join(line) + ' |' for line in lines]

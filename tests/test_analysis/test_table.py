@@ -36,6 +36,21 @@ def test_grid_table_prints_tools_test_coco_table():
         coco_table(metrics)
 
 
+def test_markdown_table_marks_alignment_and_escapes_pipes():
+    text = format_table(('model', 'top-1'), [('a|b', 1.5), ('c', None)],
+                        align=('<', '>'),
+                        style='markdown',
+                        notes=['* a note'])
+    assert text.splitlines() == [
+        '| model | top-1 |',
+        '|-------|------:|',
+        r'| a\|b  |   1.5 |',
+        '| c     |     - |',
+        '',
+        '* a note',
+    ]
+
+
 def test_per_column_alignment():
     assert format_table(('a', 'b'), [('x', 1)], align=('<', '>'),
                         style='grid').splitlines()[3] == '| x | 1 |'
@@ -43,7 +58,7 @@ def test_per_column_alignment():
 
 @pytest.mark.parametrize('kwargs, match', [
     (dict(rows=[('x', )]), 'row 0 has 1 cells, the header 2'),
-    (dict(rows=[], style='markdown'), "style 'markdown'"),
+    (dict(rows=[], style='html'), "style 'html'"),
     (dict(rows=[], align='^'), 'align'),
 ])
 def test_bad_tables_are_clear_errors(kwargs, match):

@@ -12,6 +12,7 @@ import torch
 from mmengine.logging import HistoryBuffer, MMLogger
 from mmengine.registry import DefaultScope
 
+from bcssl_mm.evaluation.results import pretrain_from_checkpoint
 from bcssl_mm.models import BCSSLConvNeXt
 from bcssl_mm.models.utils import load_backbone_checkpoint
 from bcssl_mm.utils import CheckpointLoadError
@@ -78,6 +79,9 @@ def _to_official(state_dict, fork_names=False):
     return out
 
 
+DINO_RUN = 'dino_bcssl-t-k9_8xb64-amp-coslr-100e_in1k'
+
+
 def _dino_checkpoint(student, teacher, backbone_keys=None):
     """A checkpoint in the layout of bcssl_mm's DINO algorithm."""
     sd = {}
@@ -91,7 +95,11 @@ def _dino_checkpoint(student, teacher, backbone_keys=None):
         sd[f'{prefix}neck.last_layer.weight_v'] = torch.randn(16, 256)
     sd['head.loss_module.center'] = torch.zeros(1, 16)
     return dict(
-        meta=dict(epoch=100, iter=5000, cfg='model = dict()'),
+        meta=dict(
+            epoch=100,
+            iter=5000,
+            cfg='model = dict()',
+            experiment_name=f'{DINO_RUN}_20261124_063000'),
         state_dict=sd,
         optimizer=dict(state={}, param_groups=[]),
         message_hub=dict(log_scalars=dict(loss=HistoryBuffer())))
@@ -126,6 +134,14 @@ def test_extract_dino_backbone(tmp_path, part):
     out = _load(dst)  # plain tensors and values only
     assert out['meta']['part'] == part and out['meta']['epoch'] == 100
     assert out['meta']['backbone']['kernel_size'] == 9
+    # the evaluation tools name the pretraining run from the meta
+    assert pretrain_from_checkpoint(str(dst)) == dict(
+        name=DINO_RUN,
+        method='dino',
+        backbone='bcssl-t-k9',
+        epochs=100,
+        data='in1k',
+        checkpoint_epoch=100)
     expected = (teacher if part == 'teacher' else student).state_dict()
     assert list(out['state_dict']) == [f'backbone.{k}' for k in expected]
     for k, v in expected.items():

@@ -10,6 +10,7 @@ import sys
 import pytest
 import torch
 
+from bcssl_mm.evaluation.results import read_result
 from bcssl_mm.utils import load_from_local
 from conftest import DEMO_CONFIG, demo_cfg_options, run_tool
 
@@ -119,12 +120,24 @@ def test_resume_equals_uninterrupted_run_and_test_prints_table(
         sys.executable, 'tools/test.py', DEMO_CONFIG,
         str(resumed / 'last_checkpoint'), '--work-dir',
         str(tmp_path / 'test'), '--out',
-        str(out), '--cfg-options', *demo_cfg_options(shapes_root)
+        str(out), '--pretrain-name', 'random_bcssl-atto-k9_init_shapes',
+        '--cfg-options', *demo_cfg_options(shapes_root)
     ])
     table = proc.stdout[proc.stdout.index('COCO results of'):]
     assert '| bbox |' in table and '| segm |' in table
     assert 'AP50' in table
     assert osp.getsize(out) > 0
+    # the result file for collect_results.py holds the numbers printed
+    result = read_result(str(tmp_path / 'test' / 'coco.result.json'))
+    assert result['kind'] == 'coco'
+    assert result['pretrain']['name'] == 'random_bcssl-atto-k9_init_shapes'
+    assert result['pretrain']['backbone'] == 'bcssl-atto-k9'
+    for iou_type in ('bbox', 'segm'):
+        cells = next(line for line in table.splitlines()
+                     if f'| {iou_type} |' in line).strip('|').split('|')
+        for column, cell in zip(('mAP', 'mAP_50', 'mAP_75'), cells[1:4]):
+            value = result['metrics'][f'coco/{iou_type}_{column}']
+            assert cell.strip() == f'{100 * value:.1f}', (iou_type, column)
 
 
 def test_dist_train_two_cpu_processes(tmp_path, shapes_root):
