@@ -1,7 +1,9 @@
 # The two set-up-included commands of the README:
 #   make demo   set up .venv, generate the shapes data, DINO-pretrain a tiny
-#               BC-SSL on its images, extract the teacher, fine-tune Mask
-#               R-CNN from it, print the COCO bbox/segm table
+#               BC-SSL on its images (k-NN monitor on), extract the teacher,
+#               evaluate it against a random-init backbone (k-NN, linear
+#               probe, corrupted val), fine-tune Mask R-CNN from it, print the
+#               COCO bbox/segm table and the collector's results table
 #   make test   set up .venv, run the test suite
 #   make lint   flake8, isort and yapf with OpenMMLab's settings (setup.cfg)
 VENV ?= .venv
@@ -11,11 +13,19 @@ DINO_WORK_DIR := work_dirs/dino_bcssl-atto-k9_1xb32-coslr-10e_shapes
 TEACHER := $(DINO_WORK_DIR)/teacher.pth
 DEMO_CONFIG := configs/dino/benchmarks/mask-rcnn_bcssl-atto-k9_fpn_1xb4-8e_shapes.py
 DEMO_WORK_DIR := work_dirs/mask-rcnn_bcssl-atto-k9_fpn_1xb4-8e_shapes
+# evaluation on the shapes classification split (data/shapes/cls)
+RANDOM_NAME := random_bcssl-atto-k9_init_shapes
+RANDOM_EVAL_DIR := work_dirs/$(RANDOM_NAME)
+LINEAR_CONFIG := configs/dino/benchmarks/bcssl-atto-k9_linear-1xb64-coslr-30e_shapes.py
+LINEAR_WORK_DIR := work_dirs/bcssl-atto-k9_linear-1xb64-coslr-30e_shapes
+RANDOM_LINEAR_CONFIG := configs/dino/benchmarks/bcssl-atto-k9-random_linear-1xb64-coslr-30e_shapes.py
+RANDOM_LINEAR_WORK_DIR := work_dirs/bcssl-atto-k9-random_linear-1xb64-coslr-30e_shapes
+CORRUPTED_VAL := data/shapes/cls-c
 # the baseline of the README's comparison: same Mask R-CNN, random init
 RANDOM_CONFIG := configs/dino/benchmarks/mask-rcnn_bcssl-atto-k9-scratch_fpn_1xb4-8e_shapes.py
 RANDOM_WORK_DIR := work_dirs/mask-rcnn_bcssl-atto-k9-scratch_fpn_1xb4-8e_shapes
 
-.PHONY: env data demo demo-random-init test lint clean-demo
+.PHONY: env data demo demo-eval demo-random-init test lint clean-demo
 
 env:
 	@VENV=$(VENV) bash tools/install_env.sh
@@ -28,14 +38,47 @@ demo: data
 	$(PY) tools/train.py $(DINO_CONFIG) --work-dir $(DINO_WORK_DIR) --resume
 	$(PY) tools/model_converters/extract_dino_backbone.py \
 		$$(cat $(DINO_WORK_DIR)/last_checkpoint) $(TEACHER) --force
+	$(MAKE) demo-eval
 	$(PY) tools/train.py $(DEMO_CONFIG) --work-dir $(DEMO_WORK_DIR) --resume
 	$(PY) tools/test.py $(DEMO_CONFIG) $(DEMO_WORK_DIR)/last_checkpoint \
 		--work-dir $(DEMO_WORK_DIR)/test
+	$(PY) tools/analysis_tools/collect_results.py --root work_dirs \
+		--out work_dirs/results.md
+
+# the teacher against a random-init backbone: k-NN, linear probe (full
+# protocol and the cached-feature fast path), corrupted val
+demo-eval: data
+	$(PY) tools/benchmarks/knn_eval.py $(DINO_CONFIG) $(TEACHER) \
+		--dataset shapes_cls --num-workers 2 --work-dir $(DINO_WORK_DIR)/knn \
+		--dump-features $(DINO_WORK_DIR)/knn/features
+	$(PY) tools/benchmarks/knn_eval.py $(DINO_CONFIG) --dataset shapes_cls \
+		--num-workers 2 --pretrain-name $(RANDOM_NAME) \
+		--work-dir $(RANDOM_EVAL_DIR)/knn \
+		--dump-features $(RANDOM_EVAL_DIR)/knn/features
+	$(PY) tools/benchmarks/linear_probe_features.py \
+		$(DINO_WORK_DIR)/knn/features --work-dir $(DINO_WORK_DIR)/linear_features
+	$(PY) tools/benchmarks/linear_probe_features.py \
+		$(RANDOM_EVAL_DIR)/knn/features \
+		--work-dir $(RANDOM_EVAL_DIR)/linear_features
+	$(PY) tools/train.py $(LINEAR_CONFIG) --work-dir $(LINEAR_WORK_DIR) --resume
+	$(PY) tools/train.py $(RANDOM_LINEAR_CONFIG) \
+		--work-dir $(RANDOM_LINEAR_WORK_DIR) --resume
+	$(PY) tools/data/make_corruptions.py data/shapes/cls/val $(CORRUPTED_VAL) \
+		--max-per-class 10
+	$(PY) tools/benchmarks/robustness.py $(RANDOM_LINEAR_CONFIG) \
+		$$(cat $(RANDOM_LINEAR_WORK_DIR)/last_checkpoint) \
+		--corrupted $(CORRUPTED_VAL) --work-dir $(RANDOM_LINEAR_WORK_DIR) \
+		--batch-size 64 --num-workers 2 --pretrain-name $(RANDOM_NAME)
+	$(PY) tools/benchmarks/robustness.py $(LINEAR_CONFIG) \
+		$$(cat $(LINEAR_WORK_DIR)/last_checkpoint) \
+		--corrupted $(CORRUPTED_VAL) --work-dir $(LINEAR_WORK_DIR) \
+		--batch-size 64 --num-workers 2 \
+		--reference $(RANDOM_LINEAR_WORK_DIR)/corruption.result.json
 
 demo-random-init: data
 	$(PY) tools/train.py $(RANDOM_CONFIG) --work-dir $(RANDOM_WORK_DIR) --resume
 	$(PY) tools/test.py $(RANDOM_CONFIG) $(RANDOM_WORK_DIR)/last_checkpoint \
-		--work-dir $(RANDOM_WORK_DIR)/test
+		--work-dir $(RANDOM_WORK_DIR)/test --pretrain-name $(RANDOM_NAME)
 
 test: env
 	$(PY) -m pytest tests $(PYTEST_ARGS)
@@ -48,4 +91,6 @@ lint: env
 	$(PY) -m yapf --diff --recursive $(LINT_PATHS)
 
 clean-demo:
-	rm -rf $(DINO_WORK_DIR) $(DEMO_WORK_DIR) $(RANDOM_WORK_DIR)
+	rm -rf $(DINO_WORK_DIR) $(DEMO_WORK_DIR) $(RANDOM_WORK_DIR) \
+		$(RANDOM_EVAL_DIR) $(LINEAR_WORK_DIR) $(RANDOM_LINEAR_WORK_DIR) \
+		$(CORRUPTED_VAL)

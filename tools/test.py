@@ -207,6 +207,7 @@ def main(args: argparse.Namespace) -> Dict[str, float]:
                                  detector_pretrain(cfg, args.pretrain_name),
                                  args.config, checkpoint, cfg)
         print(f'results written to {path}', flush=True)
+    del runner  # its DDP wrapper holds the process group
     teardown_distributed()
     return metrics
 

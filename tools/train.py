@@ -113,6 +113,7 @@ def main(args: argparse.Namespace) -> None:
     else:
         runner = Runner.from_cfg(cfg)
     runner.train()
+    del runner  # its DDP wrapper holds the process group
     teardown_distributed()
 
 

@@ -1,4 +1,5 @@
 """Multi-process runs without a GPU (torchrun + gloo)."""
+import gc
 import os
 
 import torch
@@ -43,7 +44,13 @@ def teardown_distributed() -> None:
     ``terminate called without an active exception`` after training has
     finished, and torchrun reports the whole run failed. All ranks meet at a
     barrier first so that no rank tears down while another still sends.
+
+    Callers drop their runner first: its DDP wrapper holds the group, and a
+    group still referenced is only freed during interpreter shutdown, which
+    is when the abort happens. Reference cycles (hooks <-> runner) are
+    collected here for the same reason.
     """
     if torch_dist.is_available() and torch_dist.is_initialized():
+        gc.collect()
         torch_dist.barrier()
         torch_dist.destroy_process_group()
