@@ -1,6 +1,7 @@
 """Multi-process runs without a GPU (torchrun + gloo)."""
 import gc
 import os
+import time
 
 import torch
 import torch.distributed as torch_dist
@@ -39,18 +40,26 @@ def setup_cpu_distributed(cfg: Config, launcher: str) -> None:
 def teardown_distributed() -> None:
     """Leave the process group before the interpreter exits.
 
-    A gloo group left alive at exit lets its background threads be destroyed
-    while still joinable; on a loaded machine a rank then aborts with
-    ``terminate called without an active exception`` after training has
-    finished, and torchrun reports the whole run failed. All ranks meet at a
-    barrier first so that no rank tears down while another still sends.
+    Two failures this avoids, both seen on 2 loaded CPU cores:
 
-    Callers drop their runner first: its DDP wrapper holds the group, and a
-    group still referenced is only freed during interpreter shutdown, which
-    is when the abort happens. Reference cycles (hooks <-> runner) are
-    collected here for the same reason.
+    - a gloo group left alive at exit lets its worker threads be destroyed
+      while still joinable: a rank aborts with ``terminate called without an
+      active exception`` after its work is done, and torchrun reports the
+      run failed;
+    - a gloo worker thread frees a finished collective (its tensors need the
+      GIL) while the main thread, holding the GIL, destroys the group and
+      joins that thread: a deadlock.
+
+    So: callers drop their DDP wrapper first (its reducer holds the group,
+    which would otherwise be destroyed whenever the wrapper is collected);
+    reference cycles are collected here; all ranks meet at a barrier, so no
+    rank tears down while another still sends; a short sleep releases the
+    GIL for the worker threads to finish freeing completed work; then the
+    group is destroyed.
     """
     if torch_dist.is_available() and torch_dist.is_initialized():
         gc.collect()
         torch_dist.barrier()
+        time.sleep(0.2)
         torch_dist.destroy_process_group()
+        gc.collect()

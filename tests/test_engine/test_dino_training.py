@@ -14,7 +14,7 @@ from mmengine.hooks import Hook
 from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 
-from bcssl_mm.utils import load_from_local
+from bcssl_mm.utils import load_from_local, teardown_distributed
 from conftest import ROOT, TINY_DINO_MODEL, run_tool
 
 DINO_DEMO = str(ROOT / 'configs' / 'dino' /
@@ -237,7 +237,11 @@ def _dist_worker(rank, world_size, port, out_dir):
         teacher_outs=all_gather_object(seen[0]))
     if rank == 0:
         torch.save(out, os.path.join(out_dir, 'dist.pth'))
-    torch.distributed.destroy_process_group()
+    # the wrapper's reducer holds the group: drop it before the teardown
+    # (destroying the group from its finaliser deadlocked once with a gloo
+    # worker thread freeing the last all_gather)
+    del ddp, runner
+    teardown_distributed()
 
 
 def test_two_process_step_keeps_ranks_identical(tmp_path):
