@@ -99,3 +99,26 @@ def test_does_nothing_when_off_or_not_due(tmp_path, shapes_root,
         str(DINO_DIR /
             'dino_bcssl-t-k9_8xb64-amp-coslr-100e_in1k.py')).custom_hooks
     assert 'KNNMonitorHook' not in [h['type'] for h in hooks]
+
+
+def test_monitoring_leaves_the_run_unchanged(tmp_path, shapes_root,
+                                             shapes_cls_root):
+    """The same 2 epochs with an evaluation after each and with none give
+    the same weights: the hook restores the RNG states it consumes."""
+    import torch
+    cls_root = shapes_cls_root + 'cls/'
+    (tmp_path / 'on').mkdir()
+    (tmp_path / 'off').mkdir()
+    on = run(tmp_path / 'on', shapes_root, cls_root, 2, interval=1, k=K)
+    off = run(
+        tmp_path / 'off',
+        shapes_root,
+        cls_root,
+        2,
+        interval=3,
+        at_end=False,
+        k=K)
+    state_on, state_off = on.model.state_dict(), off.model.state_dict()
+    assert state_on.keys() == state_off.keys()
+    for key in state_on:
+        assert torch.equal(state_on[key], state_off[key]), key

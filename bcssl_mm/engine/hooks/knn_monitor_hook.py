@@ -10,6 +10,7 @@ from mmengine.registry import HOOKS
 from bcssl_mm.evaluation.features import (build_dataset, build_preprocessor,
                                           dataset_labels, extract_features)
 from bcssl_mm.evaluation.knn import TEMPERATURE, knn_classify
+from .rng_state_hook import get_rng_state, set_rng_state
 
 
 def monitored_backbone(model: nn.Module) -> nn.Module:
@@ -41,7 +42,11 @@ class KNNMonitorHook(Hook):
     visualizer's backends with the epoch as step. The datasets are built
     before training, so a wrong data root fails at once.
 
-    The hook does nothing unless it is in ``custom_hooks``.
+    The hook does nothing unless it is in ``custom_hooks``, and when it runs
+    it leaves the training run unchanged: the RNG states (Python, numpy,
+    torch) are restored after each evaluation, since building its data
+    loaders draws from torch's generator, which would otherwise shift every
+    later crop and drop-path draw of the run.
 
     Args:
         data (dict): ``preprocessor`` (mean, std, to_rgb), ``bank`` and
@@ -123,8 +128,12 @@ class KNNMonitorHook(Hook):
             batch_size=self.batch_size,
             num_workers=self.num_workers,
             device=device)
-        bank = extract_features(dataset=self.bank, **extract)
-        query = extract_features(dataset=self.query, **extract)
+        rng_state = get_rng_state()
+        try:
+            bank = extract_features(dataset=self.bank, **extract)
+            query = extract_features(dataset=self.query, **extract)
+        finally:
+            set_rng_state(rng_state)
         metrics = knn_classify(
             bank,
             self.bank_labels,
