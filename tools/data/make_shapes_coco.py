@@ -106,26 +106,21 @@ def _non_negative_int(value: str) -> int:
     return number
 
 
-def _image_size(value: str) -> int:
-    """Argparse type: an integer >= 64."""
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'expected an integer, got {value!r}')
-    if number < 64:
-        raise argparse.ArgumentTypeError(f'must be at least 64, got {number}')
-    return number
+def _int_at_least(minimum: int):
+    """Argparse type: an integer >= ``minimum``."""
 
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f'expected an integer, got {value!r}')
+        if number < minimum:
+            raise argparse.ArgumentTypeError(
+                f'must be at least {minimum}, got {number}')
+        return number
 
-def _cls_image_size(value: str) -> int:
-    """Argparse type: an integer >= 32."""
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'expected an integer, got {value!r}')
-    if number < 32:
-        raise argparse.ArgumentTypeError(f'must be at least 32, got {number}')
-    return number
+    return parse
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -153,7 +148,7 @@ def get_args_parser() -> argparse.ArgumentParser:
         help='number of validation images (default: %(default)s)')
     parser.add_argument(
         '--img-size',
-        type=_image_size,
+        type=_int_at_least(64),
         default=256,
         help='side of the square images in pixels, >= 64 '
         '(default: %(default)s)')
@@ -175,7 +170,7 @@ def get_args_parser() -> argparse.ArgumentParser:
         help='images of cls/val (default: %(default)s)')
     parser.add_argument(
         '--cls-img-size',
-        type=_cls_image_size,
+        type=_int_at_least(32),
         default=112,
         help='side of the classification images, >= 32 '
         '(default: %(default)s)')
