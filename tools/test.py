@@ -24,17 +24,20 @@ import os
 import os.path as osp
 from typing import Any, Dict, Optional
 
-from mmengine.config import Config, ConfigDict, DictAction
+from mmengine.config import Config
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from bcssl_mm.analysis import format_table
 from bcssl_mm.datasets import AnnotationError, check_config_annotations
-from bcssl_mm.evaluation.results import pretrain_from_checkpoint, write_result
+from bcssl_mm.evaluation.results import (backbone_init_checkpoint,
+                                         pretrain_from_checkpoint,
+                                         write_result)
 from bcssl_mm.models.utils import CheckpointMismatchError
 from bcssl_mm.utils import (CheckpointLoadError, setup_cpu_distributed,
                             teardown_distributed)
-from bcssl_mm.utils.config_check import ConfigError, check_config, load_config
+from bcssl_mm.utils.config_check import (ConfigError, add_runner_args,
+                                         check_config, load_config)
 
 COCO_COLUMNS = ('mAP', 'mAP_50', 'mAP_75', 'mAP_s', 'mAP_m', 'mAP_l')
 
@@ -55,17 +58,7 @@ def get_args_parser() -> argparse.ArgumentParser:
         '(e.g. random_bcssl-atto-k9_init_shapes); default: the '
         'experiment_name in the meta of the backbone checkpoint the model '
         'was fine-tuned from')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config keys')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    add_runner_args(parser)
     return parser
 
 
@@ -104,17 +97,6 @@ def load_strictly(runner: Runner, checkpoint: str, config: str) -> None:
             f'was evaluated:\n{e}') from None
 
 
-def backbone_checkpoint(cfg: Config) -> Optional[str]:
-    """The checkpoint of the backbone's ``Pretrained`` init_cfg, or None
-    for a backbone initialised at random."""
-    init_cfg = cfg.get('model', {}).get('backbone', {}).get('init_cfg')
-    for item in init_cfg if isinstance(init_cfg, list) else [init_cfg]:
-        if isinstance(item, (dict, ConfigDict)) and \
-                item.get('type') == 'Pretrained':
-            return item.get('checkpoint')
-    return None
-
-
 def detector_pretrain(cfg: Config, override: Optional[str]) -> Dict[str, Any]:
     """The ``pretrain`` entry of the COCO result: ``override``
     (``--pretrain-name``), else what the meta of the config's backbone
@@ -124,7 +106,7 @@ def detector_pretrain(cfg: Config, override: Optional[str]) -> Dict[str, Any]:
     # checkpoint's meta would know a --cfg-options checkpoint, but reading it
     # means executing text from a checkpoint, which weights_only loading is
     # there to prevent
-    return pretrain_from_checkpoint(backbone_checkpoint(cfg), override)
+    return pretrain_from_checkpoint(backbone_init_checkpoint(cfg), override)
 
 
 def format_coco_table(metrics: Dict[str, float]) -> str:
@@ -163,7 +145,7 @@ def write_coco_result(work_dir: str, metrics: Dict[str, Any],
     source = dict(
         config=config,
         checkpoint=checkpoint,
-        backbone_checkpoint=backbone_checkpoint(cfg),
+        backbone_checkpoint=backbone_init_checkpoint(cfg),
         dataset=ann_files[0] if ann_files else None)
     return write_result(work_dir, 'coco', coco, pretrain, source)
 

@@ -9,7 +9,7 @@ CPU) or tools/slurm_train.sh.
 import argparse
 import os
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
@@ -17,7 +17,8 @@ from bcssl_mm.datasets import AnnotationError, check_config_annotations
 from bcssl_mm.models.utils import CheckpointMismatchError
 from bcssl_mm.utils import (CheckpointLoadError, find_resume_checkpoint,
                             setup_cpu_distributed, teardown_distributed)
-from bcssl_mm.utils.config_check import ConfigError, check_config, load_config
+from bcssl_mm.utils.config_check import (ConfigError, add_runner_args,
+                                         check_config, load_config)
 
 # optim_wrapper.type -> its mixed-precision counterpart, for --amp
 AMP_WRAPPERS = {
@@ -49,18 +50,9 @@ def get_args_parser() -> argparse.ArgumentParser:
         const='auto',
         help='resume from CKPT, or without a value from the latest '
         'checkpoint in the work dir (a finished run then ends at once)')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config keys, e.g. '
+    add_runner_args(
+        parser, 'override config keys, e.g. '
         'model.backbone.init_cfg.checkpoint=teacher.pth')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     return parser
 
 

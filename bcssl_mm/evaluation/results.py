@@ -117,6 +117,20 @@ def pretrain_from_checkpoint(checkpoint: Optional[str],
     return out
 
 
+def backbone_init_checkpoint(cfg: Any) -> Optional[str]:
+    """The checkpoint of ``model.backbone.init_cfg`` when it is (or lists) a
+    ``Pretrained`` init, else None (a backbone initialised at random).
+
+    The linear probe's result hook, ``tools/test.py`` and the robustness tool
+    name the pretraining run of a fine-tuned model by this checkpoint.
+    """
+    init_cfg = cfg.get('model', {}).get('backbone', {}).get('init_cfg')
+    for item in init_cfg if isinstance(init_cfg, list) else [init_cfg]:
+        if isinstance(item, dict) and item.get('type') == 'Pretrained':
+            return item.get('checkpoint')
+    return None
+
+
 def result_path(work_dir: str, kind: str) -> str:
     return osp.join(work_dir, f'{kind}{RESULT_SUFFIX}')
 

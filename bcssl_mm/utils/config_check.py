@@ -7,6 +7,7 @@ or fails only after an epoch of work. ``tools/train.py`` and
 runner; :func:`check_cfg_options` warns about ``--cfg-options`` keys that no
 part of the config reads.
 """
+import argparse
 import difflib
 import inspect
 import math
@@ -14,10 +15,24 @@ import os.path as osp
 import warnings
 from typing import Any, Dict, Iterable, List, Optional, Sequence
 
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 from mmengine.hooks import CheckpointHook
 from mmengine.registry import HOOKS
 from mmengine.runner import Runner
+
+
+def add_runner_args(parser: argparse.ArgumentParser,
+                    cfg_options_help: str = 'override config keys') -> None:
+    """The options every config-driven tool shares, as mmengine's tools
+    spell them: ``--cfg-options``, ``--launcher`` and ``--local-rank``."""
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction, help=cfg_options_help)
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
 
 
 class ConfigError(ValueError):

@@ -64,7 +64,7 @@ def test_pretrain_entry_of_the_demo_detectors(tmp_path):
             state_dict={}), teacher)
     cfg = Config.fromfile(DEMO_DINO_CONFIG)
     cfg.model.backbone.init_cfg.checkpoint = str(teacher)
-    assert tool.backbone_checkpoint(cfg) == str(teacher)
+    assert tool.backbone_init_checkpoint(cfg) == str(teacher)
     assert tool.detector_pretrain(cfg, None) == dict(
         name='dino_bcssl-atto-k9_1xb32-coslr-10e_shapes',
         method='dino',
@@ -74,7 +74,7 @@ def test_pretrain_entry_of_the_demo_detectors(tmp_path):
         checkpoint_epoch=10)
 
     scratch = Config.fromfile(DEMO_CONFIG)
-    assert tool.backbone_checkpoint(scratch) is None
+    assert tool.backbone_init_checkpoint(scratch) is None
     assert tool.detector_pretrain(scratch, None) == {'name': 'random-init'}
     assert tool.detector_pretrain(scratch,
                                   'random_bcssl-atto-k9_init_shapes') == dict(

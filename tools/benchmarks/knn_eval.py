@@ -41,7 +41,7 @@ from typing import Any, Dict
 
 import torch
 from mmengine import dist
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 from bcssl_mm.analysis import format_table
@@ -57,8 +57,8 @@ from bcssl_mm.evaluation.results import (parse_pretrain_name,
 from bcssl_mm.models.utils import CheckpointMismatchError
 from bcssl_mm.utils import (CheckpointLoadError, setup_cpu_distributed,
                             teardown_distributed)
-from bcssl_mm.utils.config_check import (ConfigError, check_cfg_options,
-                                         load_config)
+from bcssl_mm.utils.config_check import (ConfigError, add_runner_args,
+                                         check_cfg_options, load_config)
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DATASETS = {
@@ -129,17 +129,8 @@ def get_args_parser() -> argparse.ArgumentParser:
         '--work-dir',
         help='where knn.result.json goes; default work_dirs/<config '
         'name>/knn')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config keys, e.g. knn_data.bank.data_prefix=train/')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    add_runner_args(
+        parser, 'override config keys, e.g. knn_data.bank.data_prefix=train/')
     return parser
 
 

@@ -55,6 +55,7 @@ from torch.utils.data import ConcatDataset
 
 from bcssl_mm.analysis import format_table
 from bcssl_mm.evaluation.results import (ResultFileError,
+                                         backbone_init_checkpoint,
                                          pretrain_from_checkpoint, read_result,
                                          write_result)
 from bcssl_mm.evaluation.robustness import (ALEXNET_ERRORS,
@@ -170,17 +171,6 @@ def build_classifier(cfg: Config, checkpoint: str,
         raise FileNotFoundError(f'checkpoint {checkpoint!r} does not exist')
     load_backbone_checkpoint(model, checkpoint, prefix=None)
     return model.to(device).eval()
-
-
-def backbone_init_checkpoint(cfg: Config) -> Optional[str]:
-    """The ``Pretrained`` checkpoint of ``model.backbone.init_cfg``, if any.
-    """
-    init_cfg = cfg.model.get('backbone', {}).get('init_cfg')
-    for item in init_cfg if isinstance(init_cfg, list) else [init_cfg]:
-        if isinstance(item, dict) and item.get('type') == 'Pretrained' \
-                and item.get('checkpoint'):
-            return item['checkpoint']
-    return None
 
 
 def pretrain_entry(cfg: Config, checkpoint: str,

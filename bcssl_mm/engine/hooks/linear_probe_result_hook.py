@@ -2,25 +2,18 @@
 import json
 import os
 import os.path as osp
-from typing import Any, Dict, List, Optional
+from typing import Dict, List, Optional
 
 from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
 from bcssl_mm.analysis.table import format_table
-from bcssl_mm.evaluation.results import pretrain_from_checkpoint, write_result
+from bcssl_mm.evaluation.results import (backbone_init_checkpoint,
+                                         pretrain_from_checkpoint,
+                                         write_result)
 
 HISTORY_FILE = 'linear.history.json'
-
-
-def backbone_checkpoint(cfg: Any) -> Optional[str]:
-    """``model.backbone.init_cfg.checkpoint`` of a config if ``Pretrained``.
-    """
-    init_cfg = cfg.get('model', {}).get('backbone', {}).get('init_cfg')
-    if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained':
-        return init_cfg.get('checkpoint')
-    return None
 
 
 @HOOKS.register_module()
@@ -103,7 +96,7 @@ class LinearProbeResultHook(Hook):
         metrics.update(
             {f'best_{k}': v
              for k, v in best.items() if k != 'epoch'})
-        checkpoint = backbone_checkpoint(runner.cfg)
+        checkpoint = backbone_init_checkpoint(runner.cfg)
         rows = [[
             name, r['epoch'], f'{r["top1"]:.2f}',
             f'{r["top5"]:.2f}' if 'top5' in r else None
