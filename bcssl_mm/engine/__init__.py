@@ -1,8 +1,10 @@
 from .hooks import (DINOHook, KNNMonitorHook, LinearProbeResultHook,
-                    RNGStateHook)
-from .optimizers import DINOAmpOptimWrapper, DINOOptimWrapper
+                    MoCoV3Hook, RNGStateHook)
+from .optimizers import (DINOAmpOptimWrapper, DINOOptimWrapper,
+                         SelfSupOptimWrapperConstructor)
 
 __all__ = [
-    'DINOHook', 'KNNMonitorHook', 'LinearProbeResultHook', 'RNGStateHook',
-    'DINOOptimWrapper', 'DINOAmpOptimWrapper'
+    'DINOHook', 'KNNMonitorHook', 'LinearProbeResultHook', 'MoCoV3Hook',
+    'RNGStateHook', 'DINOOptimWrapper', 'DINOAmpOptimWrapper',
+    'SelfSupOptimWrapperConstructor'
 ]

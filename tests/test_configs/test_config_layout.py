@@ -11,6 +11,8 @@ CONFIGS = ROOT / 'configs'
 BENCHMARKS = CONFIGS / 'dino' / 'benchmarks'
 DINO_DEMO = CONFIGS / 'dino' / 'dino_bcssl-atto-k9_1xb32-coslr-10e_shapes.py'
 T100 = CONFIGS / 'dino' / 'dino_bcssl-t-k9_8xb64-amp-coslr-100e_in1k.py'
+MOCOV3_DEMO = (
+    CONFIGS / 'mocov3' / 'mocov3_bcssl-atto-k9_1xb32-coslr-10e_shapes.py')
 MASKRCNN_DEMOS = [
     BENCHMARKS / 'mask-rcnn_bcssl-atto-k9_fpn_1xb4-8e_shapes.py',
     BENCHMARKS / 'mask-rcnn_bcssl-atto-k9-scratch_fpn_1xb4-8e_shapes.py',
@@ -51,7 +53,8 @@ def test_old_path_resolves_to_the_moved_config(old):
 
 
 @pytest.mark.parametrize(
-    'path', [DINO_DEMO, *MASKRCNN_DEMOS, *CONFIGS.glob('_base_/**/*.py')],
+    'path',
+    [DINO_DEMO, MOCOV3_DEMO, *MASKRCNN_DEMOS, *CONFIGS.glob('_base_/**/*.py')],
     ids=lambda p: p.name)
 def test_demos_and_bases_change_values_only(path):
     assert '_delete_' not in path.read_text()

@@ -1,25 +1,8 @@
 """DINO's per-iteration schedules and the teacher's EMA update."""
-import math
-from typing import List
-
-import torch
-import torch.nn as nn
-from mmengine.dist import all_reduce_params, get_world_size
-from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from bcssl_mm.models.algorithms import TEACHER_TEMP_KEY
-
-
-def teacher_momentum(it: int,
-                     total: int,
-                     base: float = 0.996,
-                     end: float = 1.) -> float:
-    """``end - (end - base) * (cos(pi * it / total) + 1) / 2``: DINO's
-    cosine schedule from ``base`` at iteration 0 towards ``end``."""
-    return end - (end - base) * (math.cos(math.pi * it / total) + 1) / 2
+from .momentum_hook import MomentumScheduleHook
 
 
 def teacher_temperature(epoch: int,
@@ -36,19 +19,8 @@ def teacher_temperature(epoch: int,
     return warmup_temp + (temp - warmup_temp) * epoch / (warmup_epochs - 1)
 
 
-def plain_bn_running_stats(model: nn.Module) -> List[torch.Tensor]:
-    """``running_mean`` and ``running_var`` of the plain (not SyncBN)
-    BatchNorm layers of ``model``: the statistics that differ between
-    processes."""
-    return [
-        buf for m in model.modules() if isinstance(m, _BatchNorm)
-        and not isinstance(m, nn.SyncBatchNorm) and m.track_running_stats
-        for buf in (m.running_mean, m.running_var)
-    ]
-
-
 @HOOKS.register_module()
-class DINOHook(Hook):
+class DINOHook(MomentumScheduleHook):
     """Drives DINO's schedules and the teacher update during training.
 
     Every iteration, before the step: stores the teacher temperature of the
@@ -61,17 +33,9 @@ class DINOHook(Hook):
     so a resumed run continues the schedules exactly. Paper:
     https://arxiv.org/abs/2104.14294; values of docs/recipes.md §2.
 
-    With plain BN (not SyncBN) on several processes, it also averages the
-    BN running statistics of student and teacher over the processes after
-    every step, so that all ranks hold, and rank 0 saves, the same
-    statistics (mmengine's DDP wrapper does not broadcast buffers). Training
-    itself is unchanged: both networks run in train mode and normalise with
-    batch statistics. As the running statistics are exponential moving
-    averages, a linear map of the batch statistics, averaging them every
-    step gives the average over processes of what each process would have
-    kept (for the variance: the mean of the per-process variances, not the
-    variance of all processes' batches that SyncBN would track); the cost is
-    one all-reduce of a few thousand numbers per step.
+    With plain BN on several processes it also averages the BN running
+    statistics of student and teacher over the processes after every step
+    (:class:`MomentumScheduleHook`).
 
     Needs a :class:`DINO` model, an epoch-based loop and a
     ``DINOOptimWrapper`` / ``DINOAmpOptimWrapper``.
@@ -88,8 +52,6 @@ class DINOHook(Hook):
             gets no update. Defaults to 1.
     """
 
-    priority = 'NORMAL'
-
     def __init__(self,
                  momentum: float = 0.996,
                  end_momentum: float = 1.,
@@ -97,21 +59,11 @@ class DINOHook(Hook):
                  teacher_temp: float = 0.07,
                  warmup_teacher_temp_epochs: int = 30,
                  freeze_last_layer_epochs: int = 1) -> None:
-        if not 0. <= momentum <= end_momentum <= 1.:
-            raise ValueError('DINOHook: need 0 <= momentum <= end_momentum '
-                             f'<= 1, got {momentum!r}, {end_momentum!r}')
-        self.momentum = momentum
-        self.end_momentum = end_momentum
+        super().__init__(momentum, end_momentum)
         self.warmup_teacher_temp = warmup_teacher_temp
         self.teacher_temp = teacher_temp
         self.warmup_teacher_temp_epochs = warmup_teacher_temp_epochs
         self.freeze_last_layer_epochs = freeze_last_layer_epochs
-        self._bn_stats: List[torch.Tensor] = []
-
-    @staticmethod
-    def _model(runner):
-        model = runner.model
-        return model.module if is_model_wrapper(model) else model
 
     def before_train(self, runner) -> None:
         model = self._model(runner)
@@ -123,12 +75,7 @@ class DINOHook(Hook):
                 'DINOHook needs optim_wrapper.type DINOOptimWrapper or '
                 'DINOAmpOptimWrapper (last-layer freezing, per-tensor '
                 f'clipping), got {type(runner.optim_wrapper).__name__}')
-        self._bn_stats = (
-            plain_bn_running_stats(model) if get_world_size() > 1 else [])
-
-    def current_momentum(self, runner) -> float:
-        return teacher_momentum(runner.iter, runner.max_iters, self.momentum,
-                                self.end_momentum)
+        super().before_train(runner)
 
     def before_train_iter(self,
                           runner,
@@ -157,6 +104,5 @@ class DINOHook(Hook):
         # runner.iter is still the index of the iteration just run
         momentum = self.current_momentum(runner)
         self._model(runner).update_teacher(momentum)
-        if self._bn_stats:
-            all_reduce_params(self._bn_stats, op='mean')
+        super().after_train_iter(runner, batch_idx, data_batch, outputs)
         runner.message_hub.update_scalar('train/teacher_momentum', momentum)

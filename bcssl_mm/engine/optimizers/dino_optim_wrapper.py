@@ -3,9 +3,10 @@ cancelled last-layer gradients), for fp32 and AMP."""
 from typing import List, Optional
 
 import torch
-from mmengine.optim import (AmpOptimWrapper, DefaultOptimWrapperConstructor,
-                            OptimWrapper)
+from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS
+
+from .selfsup_constructor import SelfSupOptimWrapperConstructor
 
 
 def clip_grad_per_tensor_(params: List[torch.Tensor],
@@ -95,21 +96,7 @@ class DINOAmpOptimWrapper(DINOOptimWrapperMixin, AmpOptimWrapper):
 
 
 @OPTIM_WRAPPER_CONSTRUCTORS.register_module()
-class DINOOptimWrapperConstructor(DefaultOptimWrapperConstructor):
-    """mmengine's default constructor over the student only.
-
-    The teacher (``model.teacher``) is an EMA of the student and never
-    optimized; leaving it out keeps its parameters out of the optimizer's
-    groups (and hundreds of "skipped since requires_grad=False" warnings
-    out of the log). ``paramwise_cfg`` works as in mmengine. Paper:
-    https://arxiv.org/abs/2104.14294.
+class DINOOptimWrapperConstructor(SelfSupOptimWrapperConstructor):
+    """The name DINO configs use for :class:`SelfSupOptimWrapperConstructor`
+    (the student's parameters only). Paper: https://arxiv.org/abs/2104.14294.
     """
-
-    def add_params(self,
-                   params: List[dict],
-                   module: torch.nn.Module,
-                   prefix: str = '',
-                   **kwargs) -> None:
-        if prefix == 'teacher':
-            return
-        super().add_params(params, module, prefix=prefix, **kwargs)

@@ -24,12 +24,12 @@ from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
-from mmengine.logging import MessageHub
 from mmpretrain.models.selfsup.base import BaseSelfSupervisor
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
-from ..utils import pool_backbone_output
+from ..utils import (ema_update_, get_step_value, pool_backbone_output,
+                     set_step_value)
 
 # runtime info key of the teacher temperature, set by DINOHook
 TEACHER_TEMP_KEY = 'teacher_temp'
@@ -62,31 +62,22 @@ def embed_views(backbone: nn.Module,
 
 
 def step_teacher_temp() -> float:
-    """The teacher temperature of the current training step.
-
-    ``DINOHook`` computes it from its schedule before every iteration and
-    stores it as runtime info ``'teacher_temp'`` of mmengine's current
-    :class:`MessageHub` (the channel through which mmengine's loop hands
-    ``epoch`` and ``iter`` to the rest of a run). Outside a runner, call
-    :meth:`DINO.loss` with ``teacher_temp`` or
-    :func:`set_step_teacher_temp` before ``train_step``.
-    """
-    temp = MessageHub.get_current_instance().get_info(TEACHER_TEMP_KEY)
-    if temp is None:
-        raise RuntimeError(
-            'DINO: no teacher temperature for this step: add DINOHook to '
-            "custom_hooks (it sets message hub info 'teacher_temp' before "
-            'each iteration), or call DINO.loss(inputs, data_samples, '
-            'teacher_temp) directly')
-    return temp
+    """The teacher temperature of the current training step, which
+    ``DINOHook`` computes from its schedule before every iteration (see
+    :mod:`bcssl_mm.models.utils.step_values`). Outside a runner, call
+    :meth:`DINO.loss` with ``teacher_temp`` or :func:`set_step_teacher_temp`
+    before ``train_step``."""
+    return get_step_value(
+        TEACHER_TEMP_KEY,
+        'DINO needs DINOHook in custom_hooks (it sets the teacher '
+        'temperature before each iteration), or call DINO.loss(inputs, '
+        'data_samples, teacher_temp) directly')
 
 
 def set_step_teacher_temp(temp: float) -> None:
     """Set the teacher temperature that the next training steps pass to the
-    loss, as ``DINOHook`` does before every iteration (not checkpointed: the
-    hook recomputes it from the epoch)."""
-    MessageHub.get_current_instance().update_info(
-        TEACHER_TEMP_KEY, temp, resumed=False)
+    loss, as ``DINOHook`` does before every iteration."""
+    set_step_value(TEACHER_TEMP_KEY, temp)
 
 
 @MODELS.register_module()
@@ -112,12 +103,9 @@ class DINO(BaseSelfSupervisor):
     ``DINOHook`` averages the plain-BN running statistics of student and
     teacher over the processes after every step.
 
-    The teacher temperature of a step is an argument of :meth:`loss`, as in
-    DINOv2's ``forward_backward(images, teacher_temp)``. mmengine's
-    ``train_step(data, optim_wrapper)`` has no room for it, so in training
-    :meth:`forward` reads the value that ``DINOHook`` computed for the
-    current epoch from the message hub (runtime info ``'teacher_temp'``,
-    see :func:`step_teacher_temp`).
+    The teacher temperature of a step is an argument of :meth:`loss`; in
+    training :meth:`forward` reads the value that ``DINOHook`` computed for
+    the current epoch (:func:`step_teacher_temp`).
 
     Pooled features come from the backbone's own output (for BC-SSL: GAP then
     the final LayerNorm, mmpretrain ConvNeXt's ``gap_before_final_norm``;
@@ -178,10 +166,7 @@ class DINO(BaseSelfSupervisor):
         """``teacher <- m * teacher + (1 - m) * student``, parameters only
         (buffers such as BN statistics stay the teacher's own)."""
         _, student, teacher = zip(*self.student_teacher_params())
-        # NOTE: one multi-tensor call per operation instead of two Python
-        # calls per parameter; the same arithmetic per element
-        torch._foreach_mul_(teacher, momentum)
-        torch._foreach_add_(teacher, student, alpha=1. - momentum)
+        ema_update_(teacher, student, momentum)
 
     def extract_feat(self, inputs: torch.Tensor):
         """Teacher backbone features: DINO evaluates the teacher."""

@@ -1,3 +1,4 @@
 from .dino_head import DINOHead
+from .mocov3_head import BCSSLMoCoV3Head
 
-__all__ = ['DINOHead']
+__all__ = ['BCSSLMoCoV3Head', 'DINOHead']

@@ -8,7 +8,7 @@ from mmengine.optim import build_optim_wrapper
 from mmpretrain.registry import MODELS
 
 import bcssl_mm  # noqa: F401
-from bcssl_mm.engine.hooks import teacher_momentum
+from bcssl_mm.engine.hooks import cosine_momentum
 from bcssl_mm.engine.optimizers import clip_grad_per_tensor_
 from bcssl_mm.models.algorithms import embed_views, set_step_teacher_temp
 
@@ -98,7 +98,7 @@ def test_teacher_after_one_step():
     assert not torch.allclose(t_buffers[bn], torch.zeros_like(t_buffers[bn]))
     t_buffers_before = {k: v.clone() for k, v in t_buffers.items()}
 
-    m = teacher_momentum(0, 10)
+    m = cosine_momentum(0, 10)
     model.update_teacher(m)
     for n, s, t in model.student_teacher_params():
         torch.testing.assert_close(
@@ -166,7 +166,7 @@ def test_teacher_temp_reaches_the_loss_as_an_argument():
 def test_train_step_without_teacher_temp_names_the_hook():
     model = tiny_dino()
     MessageHub.get_instance('dino_test_without_teacher_temp')  # a fresh hub
-    with pytest.raises(RuntimeError, match='add DINOHook to custom_hooks'):
+    with pytest.raises(RuntimeError, match='needs DINOHook in custom_hooks'):
         model.train_step(batch(), optim_wrapper(model))
 
 
