@@ -36,7 +36,7 @@ data: env
 # --resume continues an unfinished run and skips a finished one
 demo: data
 	$(PY) tools/train.py $(DINO_CONFIG) --work-dir $(DINO_WORK_DIR) --resume
-	$(PY) tools/model_converters/extract_dino_backbone.py \
+	$(PY) tools/model_converters/extract_backbone.py \
 		$$(cat $(DINO_WORK_DIR)/last_checkpoint) $(TEACHER) --force
 	$(MAKE) demo-eval
 	$(PY) tools/train.py $(DEMO_CONFIG) --work-dir $(DEMO_WORK_DIR) --resume

@@ -78,7 +78,7 @@ def build_eval_backbone(model_cfg: dict,
         model_cfg (dict): ``cfg.model`` of any config with a ``backbone``.
         checkpoint (str, optional): A bcssl_mm DINO checkpoint (the
             ``part`` backbone is taken), an extracted backbone
-            (``backbone.*``, tools/model_converters/extract_dino_backbone.py),
+            (``backbone.*``, tools/model_converters/extract_backbone.py),
             a classifier checkpoint, or a bare backbone state dict.
         part (str): 'teacher' (DINO evaluates it) or 'student'.
         seed (int): Seed of the initialisation. Defaults to 0.

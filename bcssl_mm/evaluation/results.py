@@ -36,7 +36,7 @@ The pretraining run is named by its config file's stem, which follows
 mmpretrain's naming, ``{method}_{backbone}_{setting}_{data}``, with the
 pretraining epochs in the setting (``...-100e``). Tools take it from the
 ``experiment_name`` that mmengine stores in checkpoints (and that
-``extract_dino_backbone.py`` keeps), or from ``--pretrain-name``.
+``extract_backbone.py`` keeps), or from ``--pretrain-name``.
 """
 import datetime
 import glob

@@ -7,7 +7,7 @@
 #       configs/dino/dino_bcssl-t-k9_8xb64-amp-coslr-100e_in1k.py 8 \
 #       --cfg-options train_dataloader.dataset.data_root=/data/imagenet/
 # Hand-off to Mask R-CNN:
-#   python tools/model_converters/extract_dino_backbone.py \
+#   python tools/model_converters/extract_backbone.py \
 #       work_dirs/<this config>/epoch_100.pth \
 #       checkpoints/bcssl-t_dino_teacher.pth
 # then configs/dino/benchmarks/mask-rcnn_bcssl-t-k9_fpn_amp-ms-crop-3x_coco.py

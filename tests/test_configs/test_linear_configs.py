@@ -132,7 +132,7 @@ def test_demos_differ_only_in_the_backbone_weights():
 
 def test_demo_trains_one_epoch_and_writes_the_result(shapes_cls_root,
                                                      tmp_path):
-    # a "teacher" checkpoint as extract_dino_backbone.py writes it
+    # a "teacher" checkpoint as extract_backbone.py writes it
     cfg = Config.fromfile(str(DEMO))
     cfg.model.backbone.pop('init_cfg')
     backbone = MODELS.build(cfg.model).backbone

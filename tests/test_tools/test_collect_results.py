@@ -192,3 +192,31 @@ def test_corrupt_result_file_is_an_error_naming_it(tool, root, broken):
         json.dump(record, open(bad, 'w'))
     with pytest.raises(ResultFileError, match=re.escape(str(bad))):
         _collect(tool, root)
+
+
+def test_mocov3_runs_next_to_dino_runs_of_their_backbone(tool, tmp_path):
+    root = tmp_path / 'work_dirs'
+    demo_mocov3 = 'mocov3_bcssl-atto-k9_1xb32-coslr-20e_shapes'
+    rn50_dino = 'dino_resnet50_1xb32-coslr-10e_shapes'
+    rn50_mocov3 = 'mocov3_resnet50_1xb32-coslr-10e_shapes'
+    rn50_mocov3_in1k = 'mocov3_resnet50_8xb512-amp-coslr-100e_in1k'
+    names = (DEMO_RANDOM, rn50_mocov3, demo_mocov3, rn50_mocov3_in1k,
+             rn50_dino, DEMO_DINO, 'my-run')
+    for i, name in enumerate(names):
+        _write(root, f'{i}/knn', 'knn', {'top1_k20': 50. + i}, name)
+    # a paper run (Table 1) stays in its paper table
+    _write(root, 'paper/knn', 'knn', {'top1_k20': 60.}, RN50_100E)
+    text = _collect(tool, root)
+    others = text.split('## Runs not in the paper')[1]
+    rows = [
+        line.split('|')[1].strip() for line in others.splitlines()
+        if line.startswith('| ')
+    ][1:]
+    # by backbone, then data, then name; a name without a backbone last
+    assert rows == [
+        DEMO_DINO, demo_mocov3, DEMO_RANDOM, rn50_mocov3_in1k, rn50_dino,
+        rn50_mocov3, 'my-run'
+    ]
+    assert _sections(text)['Runs not in the paper'][demo_mocov3][1] == \
+        '52.00'
+    assert _sections(text)['Table 1']['ResNet-50'][5] == '60.00'

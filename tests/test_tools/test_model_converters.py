@@ -9,6 +9,7 @@ from argparse import Namespace
 import pytest
 import timm
 import torch
+from mmengine.config import Config
 from mmengine.logging import HistoryBuffer, MMLogger
 from mmengine.registry import DefaultScope
 
@@ -23,13 +24,16 @@ from conftest import DEMO_CONFIG, ROOT, load_tool, randomize_bn, run_tool
 # when it was created: create it now, not inside a test that redirects stdout
 MMLogger.get_current_instance()
 
-extract = load_tool('model_converters/extract_dino_backbone.py')
+extract = load_tool('model_converters/extract_backbone.py')
 fork = load_tool('model_converters/bcssl_fork_to_mmpretrain.py')
 convnext = load_tool('model_converters/convnext_to_bcssl.py')
 CONVERTERS = dict(
-    extract_dino_backbone=extract,
+    extract_backbone=extract,
     bcssl_fork_to_mmpretrain=fork,
     convnext_to_bcssl=convnext)
+# the demo's DINO pretraining config: atto, k9, BN
+DINO_DEMO_CONFIG = str(ROOT / 'configs' / 'dino' /
+                       'dino_bcssl-atto-k9_1xb32-coslr-10e_shapes.py')
 
 
 def _random_backbone(kernel_size=9, bn=True, seed=0, **kwargs):
@@ -133,6 +137,7 @@ def test_extract_dino_backbone(tmp_path, part):
 
     out = _load(dst)  # plain tensors and values only
     assert out['meta']['part'] == part and out['meta']['epoch'] == 100
+    assert out['meta']['algorithm'] == 'dino'
     assert out['meta']['backbone']['kernel_size'] == 9
     # the evaluation tools name the pretraining run from the meta
     assert pretrain_from_checkpoint(str(dst)) == dict(
@@ -161,35 +166,260 @@ def test_extract_dino_backbone(tmp_path, part):
     torch.testing.assert_close(_features(model, x), _features(original, x))
 
 
-def test_extract_dino_backbone_non_convnext(tmp_path):
-    from mmpretrain.models.backbones import ResNet
-    resnet = ResNet(depth=18, stem_channels=8, base_channels=8)
-    sd = {f'teacher.backbone.{k}': v for k, v in resnet.state_dict().items()}
-    sd['teacher.neck.mlp.0.weight'] = torch.randn(8, 8)
+# tiny mmpretrain backbones of the kinds the toolkit pretrains besides
+# BC-SSL / ConvNeXt
+TINY_BACKBONES = dict(
+    resnet=dict(type='ResNet', depth=18, stem_channels=8, base_channels=8),
+    vit=dict(
+        type='MoCoV3ViT',
+        arch=dict(
+            embed_dims=32, num_layers=2, num_heads=2, feedforward_channels=64),
+        img_size=32,
+        patch_size=16,
+        stop_grad_conv1=True),
+    swin=dict(
+        type='SwinTransformer',
+        arch=dict(embed_dims=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1]),
+        img_size=64,
+        window_size=2),
+)
+# where each part's backbone (and projector) lives in the contract layouts
+PART_PREFIXES = dict(
+    dino=dict(teacher='teacher.', student=''),
+    mocov3=dict(base='', momentum='momentum_encoder.'))
+
+
+def _tiny_backbone(kind, seed=0, **kwargs):
+    """A tiny mmpretrain backbone with random parameters and BN buffers."""
+    from mmpretrain.registry import MODELS
+    torch.manual_seed(seed)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = MODELS.build(dict(TINY_BACKBONES[kind], **kwargs))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn_like(p))
+    randomize_bn(model, seed)
+    return model
+
+
+def _pretrain_checkpoint(algorithm, models):
+    """A checkpoint in the contract layout of bcssl_mm's DINO or MoCo v3
+    (``models``: part -> backbone), with projectors (and predictor / loss
+    centre) that the extraction must drop."""
+    sd = {}
+    for part, model in models.items():
+        prefix = PART_PREFIXES[algorithm][part]
+        sd.update({
+            f'{prefix}backbone.{k}': v
+            for k, v in model.state_dict().items()
+        })
+        sd[f'{prefix}neck.mlp.0.weight'] = torch.randn(8, 8)
+        sd[f'{prefix}neck.mlp.1.running_mean'] = torch.randn(8)
+    if algorithm == 'mocov3':
+        sd['head.predictor.mlp.0.weight'] = torch.randn(8, 8)
+    else:
+        sd['head.loss_module.center'] = torch.zeros(1, 8)
+    return dict(
+        meta=dict(epoch=3, experiment_name=f'{algorithm}_x_300e_in1k'),
+        state_dict=sd)
+
+
+def _pretrain_config(tmp_path, kind, **kwargs):
+    """A pretraining config file whose model.backbone is a tiny ``kind``."""
+    backbone = dict(
+        TINY_BACKBONES[kind],
+        init_cfg=dict(type='Pretrained', checkpoint='missing.pth'),
+        **kwargs)
+    path = tmp_path / f'pretrain_{kind}.py'
+    Config(
+        dict(
+            default_scope='mmpretrain',
+            model=dict(type='MoCoV3', backbone=backbone))).dump(str(path))
+    return path
+
+
+@pytest.mark.parametrize('kind', ['resnet', 'vit'])
+@pytest.mark.parametrize('algorithm,part', [('dino', None),
+                                            ('dino', 'student'),
+                                            ('mocov3', None),
+                                            ('mocov3', 'momentum')])
+def test_extract_parts_of_mmpretrain_backbones(tmp_path, kind, algorithm,
+                                               part):
+    parts = list(PART_PREFIXES[algorithm])
+    models = {p: _tiny_backbone(kind, seed=i) for i, p in enumerate(parts)}
+    src, dst = tmp_path / 'pretrain.pth', tmp_path / 'out.pth'
+    torch.save(_pretrain_checkpoint(algorithm, models), src)
+    log = _convert(extract, src, dst, *(['--part', part] if part else []))
+
+    # DINO's teacher and MoCo v3's base encoder by default
+    expected_part = part or {'dino': 'teacher', 'mocov3': 'base'}[algorithm]
+    out = _load(dst)
+    assert out['meta']['algorithm'] == algorithm
+    assert out['meta']['part'] == expected_part
+    assert out['meta']['epoch'] == 3
+    expected = models[expected_part].state_dict()
+    # exactly the part's backbone, in its order: no other backbone, no neck
+    assert list(out['state_dict']) == [f'backbone.{k}' for k in expected]
+    for k, v in expected.items():
+        assert torch.equal(out['state_dict'][f'backbone.{k}'], v), k
+    assert 'saved without a strict check' in log and '--config' in log
+
+
+@pytest.mark.parametrize('kind', sorted(TINY_BACKBONES))
+def test_extract_config_check_passes(tmp_path, kind):
+    base, momentum = _tiny_backbone(kind, 0), _tiny_backbone(kind, 1)
+    src, dst = tmp_path / 'mocov3.pth', tmp_path / 'base.pth'
+    torch.save(
+        _pretrain_checkpoint('mocov3', dict(base=base, momentum=momentum)),
+        src)
+    config = _pretrain_config(tmp_path, kind)
+    log = _convert(extract, src, dst, '--config', config)
+    name = type(base).__name__
+    assert f'verified: loads strictly into the {name} of {config}' in log
+    out = _load(dst)
+    assert out['meta']['config'] == str(config)
+    # the file loads strictly into a fresh backbone of the config
+    fresh = _tiny_backbone(kind, seed=5)
+    load_backbone_checkpoint(fresh, str(dst), prefix='backbone.')
+    for k, v in base.state_dict().items():
+        assert torch.equal(fresh.state_dict()[k], v), k
+
+
+def test_extract_config_check_lists_mismatched_keys(tmp_path):
+    # the checkpoint's ViT has 2 blocks of width 32, the config's 1 of 48
+    base = _tiny_backbone('vit')
+    src, dst = tmp_path / 'mocov3.pth', tmp_path / 'base.pth'
+    torch.save(
+        _pretrain_checkpoint('mocov3', dict(base=base, momentum=base)), src)
+    config = _pretrain_config(
+        tmp_path,
+        'vit',
+        arch=dict(
+            embed_dims=48, num_layers=1, num_heads=2, feedforward_channels=64))
+    with pytest.raises(ConversionError) as e:
+        _convert(extract, src, dst, '--config', config)
+    msg = str(e.value)
+    assert f'does not load strictly into the MoCoV3ViT of {config}' in msg
+    assert f'nothing was written to {dst}' in msg
+    num_unexpected = sum(k.startswith('layers.1.') for k in base.state_dict())
+    assert f'{num_unexpected} unexpected keys:' in msg
+    assert '    layers.1.ffn.layers.1.weight\n' in msg
+    assert 'cls_token: checkpoint (1, 1, 32) vs model (1, 1, 48)' in msg
+    assert sorted(os.listdir(tmp_path)) == ['mocov3.pth', 'pretrain_vit.py']
+
+    # a ConvNeXt is checked against the config too, not only its shapes
+    model = _random_backbone(kernel_size=9)
+    torch.save(_dino_checkpoint(model, model), src)
+    k7_config = tmp_path / 'dino_k7.py'
+    k7_config.write_text(f'_base_ = {DINO_DEMO_CONFIG!r}\n'
+                         'model = dict(backbone=dict(kernel_size=7))\n')
+    with pytest.raises(ConversionError) as e:
+        _convert(extract, src, dst, '--config', k7_config)
+    assert 'depthwise_conv.weight: checkpoint (40, 1, 9, 9) vs model ' \
+        '(40, 1, 7, 7)' in str(e.value)
+    assert not dst.exists()
+
+
+def test_extract_config_check_with_the_demo_config(tmp_path):
+    teacher = _random_backbone(seed=1)  # the demo's backbone: atto, k9, BN
     src, dst = tmp_path / 'dino.pth', tmp_path / 'teacher.pth'
-    torch.save(dict(meta={}, state_dict=sd), src)
-    log = _convert(extract, src, dst)  # --part teacher by default
-    assert 'without the strict BCSSLConvNeXt check' in log
-    out = _load(dst)['state_dict']
-    other = ResNet(depth=18, stem_channels=8, base_channels=8)
-    other.load_state_dict({k[len('backbone.'):]: v
-                           for k, v in out.items()},
-                          strict=True)
-    for k, v in resnet.state_dict().items():
-        assert torch.equal(other.state_dict()[k], v), k
+    torch.save(_dino_checkpoint(_random_backbone(seed=0), teacher), src)
+    log = _convert(extract, src, dst, '--config', DINO_DEMO_CONFIG)
+    assert 'verified: loads strictly into the BCSSLConvNeXt of' in log
+    # and the check of the shapes' BCSSLConvNeXt, as without --config
+    assert "verified: loads strictly into BCSSLConvNeXt" in log
+    out = _load(dst)
+    assert out['meta']['backbone']['kernel_size'] == 9
+    for k, v in teacher.state_dict().items():
+        assert torch.equal(out['state_dict'][f'backbone.{k}'], v), k
 
 
-def test_extract_dino_backbone_errors(tmp_path):
+def test_extract_backbone_errors(tmp_path):
+    src, dst = tmp_path / 'in.pth', tmp_path / 'out.pth'
+
+    # the authors' fork: named, with the converter to use
     model = _random_backbone()
-    ckpt = _fork_checkpoint(model, model)
-    src, dst = tmp_path / 'fork.pth', tmp_path / 'out.pth'
-    torch.save(ckpt, src)
+    torch.save(_fork_checkpoint(model, model), src)
     with pytest.raises(ConversionError) as e:
         _convert(extract, src, dst)
     msg = str(e.value)
-    assert str(src) in msg and "'teacher.backbone.'" in msg
+    assert msg.startswith(f'{src}: not a bcssl_mm pretraining checkpoint')
     assert 'bcssl_fork_to_mmpretrain.py' in msg
+
+    # a classifier: neither layout; the file, both markers and its keys
+    torch.save(
+        dict(
+            state_dict={
+                'backbone.conv1.weight': torch.ones(1),
+                'head.fc.weight': torch.ones(1)
+            }), src)
+    with pytest.raises(ConversionError) as e:
+        _convert(extract, src, dst)
+    assert str(e.value) == (
+        f'{src}: not a bcssl_mm pretraining checkpoint: no key of DINO '
+        '(teacher.backbone.*) or MoCo v3 (momentum_encoder.backbone.*); '
+        "first keys: ['backbone.conv1.weight', 'head.fc.weight'].")
+
+    # a part of the other algorithm
+    resnet = _tiny_backbone('resnet')
+    torch.save(
+        _pretrain_checkpoint('mocov3', dict(base=resnet, momentum=resnet)),
+        src)
+    with pytest.raises(ConversionError) as e:
+        _convert(extract, src, dst, '--part', 'teacher')
+    assert str(e.value) == (
+        f"{src} is a MoCo v3 checkpoint: --part is one of ['base', "
+        "'momentum'], not 'teacher'")
+
+    # a MoCo v3 checkpoint without the base encoder
+    ckpt = _pretrain_checkpoint('mocov3', dict(momentum=resnet))
+    torch.save(ckpt, src)
+    with pytest.raises(
+            ConversionError,
+            match="no key starts with "
+            "'backbone.' \\(the base backbone of a MoCo v3"):
+        _convert(extract, src, dst)
+
+    # keys of both algorithms
+    ckpt['state_dict']['teacher.backbone.conv1.weight'] = torch.ones(1)
+    torch.save(ckpt, src)
+    with pytest.raises(ConversionError, match='keys of both DINO'):
+        _convert(extract, src, dst)
+
+    # a config without a backbone
+    config = tmp_path / 'no_backbone.py'
+    config.write_text('model = dict(type="MoCoV3")\n')
+    torch.save(
+        _pretrain_checkpoint('mocov3', dict(base=resnet, momentum=resnet)),
+        src)
+    with pytest.raises(
+            ConversionError, match=re.escape(f'{config}: no model.backbone')):
+        _convert(extract, src, dst, '--config', config)
+    with pytest.raises(FileNotFoundError, match='--config missing.py'):
+        _convert(extract, src, dst, '--config', 'missing.py')
     assert not dst.exists()
+
+
+def test_makefile_demo_extraction_runs(tmp_path):
+    # the `make demo` line, with its variables pointed at a temporary run
+    makefile = (ROOT / 'Makefile').read_text()
+    line = re.search(
+        r'\$\(PY\) (tools/model_converters/\S+\.py) \\\n'
+        r'\s*\$\$\(cat \$\(DINO_WORK_DIR\)/last_checkpoint\) '
+        r'\$\(TEACHER\) (--force)\n', makefile)
+    assert line is not None, 'the demo extraction line of the Makefile'
+    script, flag = line.groups()
+    assert script == 'tools/model_converters/extract_backbone.py'
+    teacher = _random_backbone(seed=1)
+    src, dst = tmp_path / 'epoch_10.pth', tmp_path / 'teacher.pth'
+    torch.save(_dino_checkpoint(_random_backbone(seed=0), teacher), src)
+    dst.write_bytes(b'an earlier demo run')
+    _convert(load_tool(script[len('tools/'):]), src, dst, flag)
+    out = _load(dst)
+    assert (out['meta']['algorithm'], out['meta']['part']) == ('dino',
+                                                               'teacher')
+    for k, v in teacher.state_dict().items():
+        assert torch.equal(out['state_dict'][f'backbone.{k}'], v), k
 
 
 def test_extract_teacher_loads_into_demo_maskrcnn(tmp_path):
@@ -276,7 +506,7 @@ def test_bcssl_fork_errors(tmp_path):
         _convert(fork, src, dst)
     assert str(src) in str(e.value)
     assert 'already in BCSSLConvNeXt names' in str(e.value)
-    assert 'extract_dino_backbone.py' in str(e.value)
+    assert 'extract_backbone.py' in str(e.value)
 
     # a mis-shaped tensor is reported by its converted name; nothing written
     ckpt = _fork_checkpoint(model, model)
@@ -499,7 +729,7 @@ def test_converters_output_paths(tmp_path):
 @pytest.mark.parametrize('name,bad_input', [
     ('convnext_to_bcssl', 'empty source'),
     ('bcssl_fork_to_mmpretrain', 'malicious source'),
-    ('extract_dino_backbone', 'output under a file'),
+    ('extract_backbone', 'output under a file'),
 ])
 def test_converter_cli_reports_user_errors_without_traceback(
         tmp_path, monkeypatch, malicious_checkpoint, name, bad_input):

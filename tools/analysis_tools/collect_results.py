@@ -17,8 +17,10 @@ top-1 of the full protocol, COCO AP tools/test.py's ``coco/*_mAP`` x 100.
 Where several results measure one cell the newest (``source.time``) is
 taken, and a note says so.
 
-Runs that no paper row names (the demo's, on the shapes data) go to a last
-table, "Runs not in the paper", one row per pretraining run: k-NN, linear
+Runs that no paper row names (the demo's, on the shapes data, and MoCo v3
+runs of the toolkit's backbones) go to a last table, "Runs not in the
+paper", one row per pretraining run, the runs of one backbone and data
+next to each other (DINO, MoCo v3, random init): k-NN, linear
 (best and last epoch), linear on cached features, corrupted-val error and
 COCO AP. Paper runs' results that no printed table shows (a cached-feature
 probe of a Table 1 run, say) are listed below it.
@@ -210,13 +212,23 @@ def paper_table(table: PaperTable, by_key: Dict[RunKey, List[Result]]) -> str:
 
 
 def other_runs_table(results: Sequence[Result]) -> str:
-    """"Runs not in the paper": one row per pretraining run."""
+    """"Runs not in the paper": one row per pretraining run, the runs of one
+    backbone and data together (DINO next to MoCo v3 and random init), then
+    by name; runs whose name gives no backbone last."""
     runs: Dict[str, List[Result]] = {}
     for result in results:
         runs.setdefault(run_label(result['pretrain']), []).append(result)
+
+    def order(label: str) -> Tuple[bool, str, str, str]:
+        pretrain = runs[label][0]['pretrain']
+        backbone = pretrain.get('backbone')
+        return (backbone is None, str(backbone
+                                      or ''), str(pretrain.get('data',
+                                                               '')), label)
+
     header = ['run'] + [c[0] for c in OTHER_COLUMNS]
     rows, notes = [], []
-    for label in sorted(runs):
+    for label in sorted(runs, key=order):
         cells = [label]
         for title, kinds, key, scale in OTHER_COLUMNS:
             chosen = pick(runs[label], kinds, key, f'{label}, {title}', notes)

@@ -10,7 +10,7 @@
 CONFIG is any config with ``model.backbone``: a DINO pretraining config of
 ``configs/dino/`` or an mmpretrain classifier config. CHECKPOINT is a
 bcssl_mm DINO checkpoint (its teacher backbone, or ``--part student``), an
-extracted backbone (tools/model_converters/extract_dino_backbone.py), a
+extracted backbone (tools/model_converters/extract_backbone.py), a
 classifier checkpoint or a bare backbone state dict; without it the
 backbone keeps its random initialisation (a baseline: name it with
 ``--pretrain-name``).

@@ -802,7 +802,7 @@ def bcssl_fork_rules(state_dict: dict, source: str) -> List[Rule]:
         raise ConversionError(
             f'{source}: keys are already in BCSSLConvNeXt names (e.g. '
             f'{converted!r}), not the fork\'s; for a bcssl_mm DINO checkpoint '
-            'use tools/model_converters/extract_dino_backbone.py')
+            'use tools/model_converters/extract_backbone.py')
     block = _FORK_PREFIX + r'stages\.(\d+)\.(\d+)\.large_kernel\.lkb_origin\.'
     to_block = r'backbone.stages.\1.\2.'
     bn = r'bn\.(weight|bias|running_mean|running_var|num_batches_tracked)'

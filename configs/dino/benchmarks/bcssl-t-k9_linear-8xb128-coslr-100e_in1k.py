@@ -10,7 +10,7 @@
 # the top-1 / top-5 of the last and of the best epoch.
 #
 # Train (the teacher extracted from the pretraining run, e.g.
-#   python tools/model_converters/extract_dino_backbone.py \
+#   python tools/model_converters/extract_backbone.py \
 #       work_dirs/dino_bcssl-t-k9_8xb64-amp-coslr-100e_in1k/epoch_100.pth \
 #       checkpoints/dino_bcssl-t-k9_8xb64-amp-coslr-100e_in1k.pth):
 #   tools/dist_train.sh \
@@ -20,7 +20,7 @@
 #       val_dataloader.dataset.data_root=/data/imagenet/
 # The checkpoint is loaded strictly: a missing, unexpected or mis-shaped
 # backbone key stops the run with the list of them. The result names the
-# pretraining run from the checkpoint's meta (extract_dino_backbone.py keeps
+# pretraining run from the checkpoint's meta (extract_backbone.py keeps
 # it), else from its file name.
 _base_ = [
     '../../_base_/models/linear-probe_bcssl-t-k9.py',

@@ -3,7 +3,7 @@
 # 256-px images, circles / squares / triangles), on CPU in a few minutes,
 # from the teacher of the demo DINO run
 # (configs/dino/dino_bcssl-atto-k9_1xb32-coslr-10e_shapes.py, extracted with
-# tools/model_converters/extract_dino_backbone.py); `make demo` runs the whole
+# tools/model_converters/extract_backbone.py); `make demo` runs the whole
 # chain. It inherits the headline T config, so it runs the same layer-decay
 # optimizer, RNG-state hook and custom imports; it overrides the widths
 # (64-channel FPN and heads), the checkpoint, the data, the schedule and the
