@@ -29,12 +29,14 @@ optim_wrapper = dict(
     loss_scale='dynamic',
     optimizer=dict(
         _delete_=True,
-        type='LARS',
+        # official MoCo v3's LARS arithmetic (mmpretrain's LARS scales by
+        # the lr before the momentum buffer, which shrinks warm-up steps)
+        type='MoCoV3LARS',
         lr=0.6 * 4096 / 256,
         momentum=0.9,
         weight_decay=1e-6),
-    # official MoCo v3's LARS: `if p.ndim > 1` decay and trust ratio;
-    # by shape, so BN and biases of every module are covered
+    # official MoCo v3's LARS decays and adapts only `if p.ndim > 1`: by
+    # shape, so BN and biases of every module are covered
     paramwise_cfg=dict(flat_cfg=dict(decay_mult=0., lars_exclude=True)))
 
 max_epochs = 100

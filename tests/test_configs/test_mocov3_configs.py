@@ -90,8 +90,8 @@ def test_recipe_values(name, gpus, per_gpu, lr_per_256, epochs, warmup, T):
     assert cfg.param_scheduler[0].end == warmup
     assert cfg.model.head.temperature == T
     if name == RN50:
-        assert (opt.type, opt.weight_decay, opt.momentum) == ('LARS', 1e-6,
-                                                              0.9)
+        assert (opt.type, opt.weight_decay, opt.momentum) == ('MoCoV3LARS',
+                                                              1e-6, 0.9)
         assert cfg.optim_wrapper.paramwise_cfg.flat_cfg == dict(
             decay_mult=0., lars_exclude=True)
         assert cfg.model.neck.num_layers == 2

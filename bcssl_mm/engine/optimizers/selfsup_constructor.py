@@ -20,7 +20,8 @@ class SelfSupOptimWrapperConstructor(DefaultOptimWrapperConstructor):
 
     ``paramwise_cfg`` works as in mmengine, plus ``flat_cfg``: a dict of
     options (mmengine's ``lr_mult`` / ``decay_mult``, and any other key,
-    such as LARS's ``lars_exclude``) applied to every parameter with
+    such as ``lars_exclude`` of :class:`MoCoV3LARS` and mmpretrain's LARS)
+    applied to every parameter with
     ``ndim <= 1`` (biases, norm weights, ConvNeXt's layer scale ``gamma``,
     BN parameters in any module), after and over mmengine's rules. It
     depends on shapes, not on module names, so it covers every backbone:

@@ -187,7 +187,7 @@ def test_lars_excludes_every_flat_parameter(backbone, names):
     model = tiny_mocov3(backbone, in_channels)
     ow = optim_wrapper(
         model,
-        dict(type='mmpretrain.LARS', lr=0.5, momentum=0.9, weight_decay=1e-2),
+        dict(type='MoCoV3LARS', lr=0.5, momentum=0.9, weight_decay=1e-2),
         flat_cfg=dict(decay_mult=0., lars_exclude=True))
     by_param = {
         id(p): g
@@ -203,24 +203,32 @@ def test_lars_excludes_every_flat_parameter(backbone, names):
             group = by_param[id(p)]
             assert not group.get('lars_exclude', False)
             assert group['weight_decay'] == 1e-2
-    # one step: an excluded parameter moves by plain SGD (lr * grad), a
-    # matrix by the LARS trust ratio
+    # two steps at two learning rates: an excluded parameter moves by
+    # momentum SGD, a matrix by official MoCo v3's LARS:
+    # d = g + wd p, d *= eta ||p|| / ||d||, buf = 0.9 buf + d, p -= lr buf
     set_step_momentum(0.99)
     model.train()
-    before = {n: p.detach().clone() for n, p in params.items()}
-    ow.optimizer.zero_grad()
-    model.loss(model.data_preprocessor(batch(), True)['inputs'], None,
-               0.99)['loss'].backward()
-    grads = {n: p.grad.clone() for n, p in params.items()}
-    ow.optimizer.step()
     flat = names[0]
-    torch.testing.assert_close(params[flat].detach(),
-                               before[flat] - 0.5 * grads[flat])
     matrix = next(n for n, p in params.items() if p.ndim > 1)
-    w, g = before[matrix], grads[matrix]
-    trust = 0.001 * w.norm() / (g.norm() + 1e-2 * w.norm())
-    want = w - 0.5 * trust * (g + 1e-2 * w)
-    torch.testing.assert_close(params[matrix].detach(), want)
+    want = {n: params[n].detach().clone() for n in (flat, matrix)}
+    buf = {n: torch.zeros_like(w) for n, w in want.items()}
+    for lr, seed in ((0.5, 0), (1.5, 1)):
+        ow.optimizer.zero_grad()
+        model.loss(
+            model.data_preprocessor(batch(seed=seed), True)['inputs'], None,
+            0.99)['loss'].backward()
+        for n, w in want.items():
+            d = params[n].grad.clone()
+            if n == matrix:
+                d = d + 1e-2 * w
+                d = d * 0.001 * w.norm() / d.norm()
+            buf[n] = 0.9 * buf[n] + d
+            want[n] = w - lr * buf[n]
+        for group in ow.optimizer.param_groups:
+            group['lr'] = lr
+        ow.optimizer.step()
+        for n, w in want.items():
+            torch.testing.assert_close(params[n].detach(), w, msg=n)
 
 
 def test_vit_patch_projection_gets_no_gradient():
