@@ -3,7 +3,7 @@ import torch
 
 from conftest import ROOT, TINY_DINO_MODEL, load_tool
 
-bench = load_tool('analysis_tools/benchmark_dino.py')
+bench = load_tool('analysis_tools/benchmark_pretrain.py')
 DEMO = str(ROOT / 'configs' / 'dino' /
            'dino_bcssl-atto-k9_1xb32-coslr-10e_shapes.py')
 
@@ -97,3 +97,34 @@ def test_bad_arguments(argv, match):
     args = bench.get_args_parser().parse_args(argv)
     with pytest.raises(ValueError, match=match):
         bench.check_args(args)
+
+
+def test_mocov3_run_reports_throughput_of_two_views(tmp_path, capsys):
+    path = tmp_path / 'mocov3_tiny.py'
+    path.write_text(f"""
+_base_ = {str(ROOT / 'configs' / 'mocov3' /
+              'mocov3_bcssl-atto-k9_1xb32-coslr-10e_shapes.py')!r}
+model = dict(
+    backbone=dict(arch=dict(_delete_=True, depths=[1, 1, 1, 1],
+                            channels=[8, 16, 16, 16]), kernel_size=3),
+    neck=dict(in_channels=16, hid_channels=32, out_channels=8),
+    head=dict(predictor=dict(in_channels=8, hid_channels=32,
+                             out_channels=8)))
+""")
+    args = bench.get_args_parser().parse_args([
+        '--config',
+        str(path), '--batch-size', '2', '--global-size', '64', '--warmup', '0',
+        '--repeats', '2'
+    ])
+    r = bench.main(args)
+    assert (r['algorithm'], r['crops']) == ('MoCo v3', '2x64')
+    # the trained parameters exclude the momentum encoder
+    model = bench.build(args)[0]
+    base = sum(p.numel() for n, p in model.named_parameters()
+               if not n.startswith('momentum_encoder.'))
+    assert r['student_params_m'] == pytest.approx(base / 1e6)
+    assert r['img_per_s'] == pytest.approx(2 / r['s_per_iter'])
+    assert 'MoCo v3, BCSSLConvNeXt k3' in capsys.readouterr().out
+    with pytest.raises(ValueError, match='--compare-reference is for DINO'):
+        bench.main(bench.get_args_parser().parse_args(
+            ['--config', str(path), '--compare-reference']))

@@ -1,6 +1,13 @@
-"""DINO training throughput (images/s) and peak memory of BC-SSL-T.
+"""Pretraining throughput (images/s) and peak memory: DINO or MoCo v3.
 
-Times full DINO training steps of a config (default: the paper's BC-SSL-T
+Times full training steps of a DINO or MoCo v3 config. MoCo v3
+(``BCSSLMoCoV3``, e.g.
+``configs/mocov3/mocov3_bcssl-t-k9_16xb256-amp-coslr-300e_in1k.py``): two
+``--global-size`` views, the base encoder and predictor on each, the
+momentum encoder's EMA update (momentum 0.99) and its forward on each, the
+symmetric loss, backward and the optimizer step; ``--num-local-crops`` and
+``--local-size`` do not apply. DINO: full DINO training steps of a config
+(default: the paper's BC-SSL-T
 k9 recipe, ``configs/dino/dino_bcssl-t-k9_8xb64-amp-coslr-100e_in1k.py``):
 data preprocessing, the teacher forward on the 2 global crops, the student
 forward on all 2 + N crops (one backbone call per resolution), the loss and
@@ -13,13 +20,13 @@ image on one CPU core; data loading runs in worker processes in training).
 An image counts once, whatever its number of crops.
 
 On one device SyncBN becomes BN (same per-device compute). Without
-``--amp`` the step runs in fp32 through ``DINOOptimWrapper``; ``--amp``
-(CUDA) uses the config's ``DINOAmpOptimWrapper``. Peak memory: see
+``--amp`` the step runs in fp32 (DINO: through ``DINOOptimWrapper``);
+``--amp`` (CUDA) uses the config's AMP wrapper. Peak memory: see
 :class:`bcssl_mm.analysis.bench.PeakMemory`. ``--freeze-last-layer`` times
 a step of the first epoch (the projection head's last layer gets no
 update), otherwise a step of the later epochs.
 
-``--compare-reference`` also times, in the same process and interleaved
+``--compare-reference`` (DINO) also times, in the same process and interleaved
 step by step with the toolkit's, :class:`ReferenceDINO`: official DINO's
 training step (``train_one_epoch`` of github.com/facebookresearch/dino
 ``main_dino.py``) written out in plain PyTorch on copies of the same
@@ -29,11 +36,13 @@ largest difference between the two loops' losses (0 while they agree).
 ``--profile`` prints, for one step of each loop, the operators with the most
 self CPU time (``torch.profiler``). The peak memory then covers both loops.
 
-    python tools/analysis_tools/benchmark_dino.py [--batch-size 4]
+    python tools/analysis_tools/benchmark_pretrain.py [--batch-size 4]
         [--num-local-crops 8] [--warmup 1] [--repeats 3]
         [--device cuda --amp --batch-size 64] [--config CONFIG]
         [--compare-reference [--freeze-last-layer] [--profile]]
         [--cfg-options KEY=VALUE ...]
+    python tools/analysis_tools/benchmark_pretrain.py --config \
+        configs/mocov3/mocov3_vit-s-p16_16xb256-amp-coslr-300e_in1k.py
 """
 import argparse
 import copy
@@ -52,12 +61,19 @@ from mmpretrain.registry import MODELS
 import bcssl_mm  # noqa: F401
 from bcssl_mm.analysis.bench import (PeakMemory, median_and_spread,
                                      time_train_steps, timed)
-from bcssl_mm.models.algorithms import set_step_teacher_temp
+from bcssl_mm.models.algorithms import (set_step_momentum,
+                                        set_step_teacher_temp)
 
 DEFAULT_CONFIG = 'configs/dino/dino_bcssl-t-k9_8xb64-amp-coslr-100e_in1k.py'
 # values of the first epoch of the recipe (DINOHook's schedules at iter 0)
 TEACHER_TEMP = 0.04
 MOMENTUM = 0.996
+# MoCo v3's momentum at iteration 0 (MoCoV3Hook)
+MOCOV3_MOMENTUM = 0.99
+
+
+def is_mocov3(model: nn.Module) -> bool:
+    return hasattr(model, 'update_momentum_encoder')
 
 
 class ReferenceDINO:
@@ -229,9 +245,10 @@ def check_args(args: argparse.Namespace) -> None:
         raise ValueError('--profile needs --compare-reference')
 
 
-def synthetic_views(args: argparse.Namespace) -> list:
+def synthetic_views(args: argparse.Namespace, mocov3: bool = False) -> list:
     g = torch.Generator().manual_seed(args.seed)
-    sizes = [args.global_size] * 2 + [args.local_size] * args.num_local_crops
+    num_local = 0 if mocov3 else args.num_local_crops
+    sizes = [args.global_size] * 2 + [args.local_size] * num_local
     return [
         torch.randint(0, 256, (args.batch_size, 3, s, s), generator=g).float()
         for s in sizes
@@ -274,15 +291,20 @@ def profile_table(step: Callable[[], float], rows: int = 15) -> str:
 
 def build(args: argparse.Namespace) -> tuple:
     """The model (BN instead of SyncBN, on ``args.device``), its optimizer
-    wrapper (fp32 ``DINOOptimWrapper`` unless ``--amp``), the wrapper's
-    config and a synthetic batch."""
+    wrapper (fp32 unless ``--amp``: ``DINOOptimWrapper`` for DINO,
+    ``OptimWrapper`` for MoCo v3), the wrapper's config and a synthetic
+    batch."""
     device = torch.device(args.device)
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     ow_cfg = cfg.optim_wrapper.to_dict()
+    mocov3 = cfg.model.type == 'BCSSLMoCoV3'
+    if args.compare_reference and mocov3:
+        raise ValueError('--compare-reference is for DINO configs; '
+                         f'{args.config} is MoCo v3')
     if not args.amp:
-        ow_cfg['type'] = 'DINOOptimWrapper'
+        ow_cfg['type'] = 'OptimWrapper' if mocov3 else 'DINOOptimWrapper'
         ow_cfg.pop('loss_scale', None)
     torch.manual_seed(args.seed)
     with DefaultScope.overwrite_default_scope('mmpretrain'):
@@ -290,7 +312,7 @@ def build(args: argparse.Namespace) -> tuple:
         model.init_weights()
         model = model.to(device).train()
         optim_wrapper = build_optim_wrapper(model, ow_cfg)
-    views = [v.to(device) for v in synthetic_views(args)]
+    views = [v.to(device) for v in synthetic_views(args, mocov3)]
     data = dict(inputs=views, data_samples=[None] * args.batch_size)
     return model, optim_wrapper, ow_cfg, data
 
@@ -298,7 +320,10 @@ def build(args: argparse.Namespace) -> tuple:
 def toolkit_step(model: nn.Module, optim_wrapper, data: dict,
                  freeze_last_layer: bool) -> float:
     """What the runner does for one iteration with ``DINOHook`` (first
-    epoch if ``freeze_last_layer``); returns the loss."""
+    epoch if ``freeze_last_layer``) or ``MoCoV3Hook``; returns the loss."""
+    if is_mocov3(model):
+        set_step_momentum(MOCOV3_MOMENTUM)
+        return model.train_step(data, optim_wrapper)['loss'].item()
     optim_wrapper.frozen_params = [
         p for p in model.neck.last_layer.parameters() if p.requires_grad
     ] if freeze_last_layer else []
@@ -321,21 +346,24 @@ def measure(args: argparse.Namespace) -> dict:
             loss=toolkit_step(model, optim_wrapper, data,
                               args.freeze_last_layer))
 
+    mocov3 = is_mocov3(model)
     result = dict(
         config=args.config,
+        algorithm='MoCo v3' if mocov3 else 'DINO',
         backbone=type(model.backbone).__name__,
         kernel_size=getattr(model.backbone, 'kernel_size', None),
         device=str(device),
         threads=torch.get_num_threads(),
         amp=args.amp,
         batch_size=args.batch_size,
-        crops=f'2x{args.global_size} + {args.num_local_crops}x'
-        f'{args.local_size}',
+        crops=f'2x{args.global_size}' if mocov3 else
+        f'2x{args.global_size} + {args.num_local_crops}x{args.local_size}',
         freeze_last_layer=args.freeze_last_layer,
         warmup=args.warmup,
         repeats=args.repeats,
-        student_params_m=sum(p.numel() for n, p in model.named_parameters()
-                             if not n.startswith('teacher.')) / 1e6)
+        student_params_m=sum(
+            p.numel() for n, p in model.named_parameters()
+            if not n.startswith(('teacher.', 'momentum_encoder.'))) / 1e6)
     if args.compare_reference:
         reference = ReferenceDINO(model, ow_cfg['optimizer'],
                                   ow_cfg['clip_grad']['max_norm'])
@@ -361,7 +389,7 @@ def measure(args: argparse.Namespace) -> dict:
             }
     else:
         times, losses = time_train_steps(step, device, args.warmup,
-                                         args.repeats, 'DINO')
+                                         args.repeats, result['algorithm'])
     median, spread = median_and_spread(times)
     result.update(
         s_per_iter=median,
@@ -377,8 +405,9 @@ def measure(args: argparse.Namespace) -> dict:
 
 def format_result(r: dict) -> str:
     lines = [
-        f"{r['config']}: {r['backbone']} k{r['kernel_size']}, "
-        f"{r['student_params_m']:.1f}M student parameters",
+        f"{r['config']}: {r['algorithm']}, {r['backbone']}" +
+        (f" k{r['kernel_size']}" if r['kernel_size'] else '') +
+        f", {r['student_params_m']:.1f}M trained parameters",
         f"torch {torch.__version__}, device {r['device']}, threads "
         f"{r['threads']}, amp {r['amp']}, batch {r['batch_size']}, crops "
         f"{r['crops']}, median of {r['repeats']} steps after {r['warmup']} "
