@@ -4,6 +4,8 @@
 #               evaluate it against a random-init backbone (k-NN, linear
 #               probe, corrupted val), fine-tune Mask R-CNN from it, print the
 #               COCO bbox/segm table and the collector's results table
+#   make demo-mocov3  the same chain with MoCo v3 pretraining (k-NN, Mask
+#               R-CNN), beside the DINO demo's, and the collector's table
 #   make test   set up .venv, run the test suite
 #   make lint   flake8, isort and yapf with OpenMMLab's settings (setup.cfg)
 VENV ?= .venv
@@ -24,8 +26,15 @@ CORRUPTED_VAL := data/shapes/cls-c
 # the baseline of the README's comparison: same Mask R-CNN, random init
 RANDOM_CONFIG := configs/dino/benchmarks/mask-rcnn_bcssl-atto-k9-scratch_fpn_1xb4-8e_shapes.py
 RANDOM_WORK_DIR := work_dirs/mask-rcnn_bcssl-atto-k9-scratch_fpn_1xb4-8e_shapes
+# MoCo v3 on the same data, backbone and budget (make demo-mocov3)
+MOCOV3_CONFIG := configs/mocov3/mocov3_bcssl-atto-k9_1xb32-coslr-10e_shapes.py
+MOCOV3_WORK_DIR := work_dirs/mocov3_bcssl-atto-k9_1xb32-coslr-10e_shapes
+MOCOV3_BASE := $(MOCOV3_WORK_DIR)/base.pth
+MOCOV3_DEMO_CONFIG := configs/mocov3/benchmarks/mask-rcnn_bcssl-atto-k9_fpn_1xb4-8e_shapes.py
+MOCOV3_DEMO_WORK_DIR := work_dirs/mask-rcnn_bcssl-atto-k9_fpn_1xb4-8e_shapes_mocov3
 
-.PHONY: env data demo demo-eval demo-random-init test lint clean-demo
+.PHONY: env data demo demo-dino demo-dino-knn demo-dino-maskrcnn demo-eval \
+	demo-mocov3 demo-random-init test lint clean-demo
 
 env:
 	@VENV=$(VENV) bash tools/install_env.sh
@@ -34,23 +43,50 @@ data: env
 	$(PY) tools/data/make_shapes_coco.py --out-dir data/shapes
 
 # --resume continues an unfinished run and skips a finished one
-demo: data
+demo: demo-eval demo-dino-maskrcnn
+	$(PY) tools/analysis_tools/collect_results.py --root work_dirs \
+		--out work_dirs/results.md
+
+# DINO pretraining and the teacher's extraction
+demo-dino: data
 	$(PY) tools/train.py $(DINO_CONFIG) --work-dir $(DINO_WORK_DIR) --resume
 	$(PY) tools/model_converters/extract_backbone.py \
 		$$(cat $(DINO_WORK_DIR)/last_checkpoint) $(TEACHER) --force
-	$(MAKE) demo-eval
+
+demo-dino-knn: demo-dino
+	$(PY) tools/benchmarks/knn_eval.py $(DINO_CONFIG) $(TEACHER) \
+		--dataset shapes_cls --num-workers 2 --work-dir $(DINO_WORK_DIR)/knn \
+		--dump-features $(DINO_WORK_DIR)/knn/features
+
+demo-dino-maskrcnn: demo-dino
 	$(PY) tools/train.py $(DEMO_CONFIG) --work-dir $(DEMO_WORK_DIR) --resume
 	$(PY) tools/test.py $(DEMO_CONFIG) $(DEMO_WORK_DIR)/last_checkpoint \
 		--work-dir $(DEMO_WORK_DIR)/test
+
+# MoCo v3 beside DINO, same backbone, data and budget: pretraining, the base
+# encoder's extraction (checked strictly against the config's backbone),
+# k-NN, Mask R-CNN; then the collector's table with both (the DINO steps
+# are skipped where `make demo` already ran them)
+demo-mocov3: demo-dino-knn demo-dino-maskrcnn
+	$(PY) tools/train.py $(MOCOV3_CONFIG) --work-dir $(MOCOV3_WORK_DIR) \
+		--resume
+	$(PY) tools/model_converters/extract_backbone.py \
+		$$(cat $(MOCOV3_WORK_DIR)/last_checkpoint) $(MOCOV3_BASE) --force \
+		--config $(MOCOV3_CONFIG)
+	$(PY) tools/benchmarks/knn_eval.py $(MOCOV3_CONFIG) $(MOCOV3_BASE) \
+		--dataset shapes_cls --num-workers 2 \
+		--work-dir $(MOCOV3_WORK_DIR)/knn
+	$(PY) tools/train.py $(MOCOV3_DEMO_CONFIG) \
+		--work-dir $(MOCOV3_DEMO_WORK_DIR) --resume
+	$(PY) tools/test.py $(MOCOV3_DEMO_CONFIG) \
+		$(MOCOV3_DEMO_WORK_DIR)/last_checkpoint \
+		--work-dir $(MOCOV3_DEMO_WORK_DIR)/test
 	$(PY) tools/analysis_tools/collect_results.py --root work_dirs \
 		--out work_dirs/results.md
 
 # the teacher against a random-init backbone: k-NN, linear probe (full
 # protocol and the cached-feature fast path), corrupted val
-demo-eval: data
-	$(PY) tools/benchmarks/knn_eval.py $(DINO_CONFIG) $(TEACHER) \
-		--dataset shapes_cls --num-workers 2 --work-dir $(DINO_WORK_DIR)/knn \
-		--dump-features $(DINO_WORK_DIR)/knn/features
+demo-eval: demo-dino-knn
 	$(PY) tools/benchmarks/knn_eval.py $(DINO_CONFIG) --dataset shapes_cls \
 		--num-workers 2 --pretrain-name $(RANDOM_NAME) \
 		--work-dir $(RANDOM_EVAL_DIR)/knn \
@@ -93,4 +129,4 @@ lint: env
 clean-demo:
 	rm -rf $(DINO_WORK_DIR) $(DEMO_WORK_DIR) $(RANDOM_WORK_DIR) \
 		$(RANDOM_EVAL_DIR) $(LINEAR_WORK_DIR) $(RANDOM_LINEAR_WORK_DIR) \
-		$(CORRUPTED_VAL)
+		$(CORRUPTED_VAL) $(MOCOV3_WORK_DIR) $(MOCOV3_DEMO_WORK_DIR)

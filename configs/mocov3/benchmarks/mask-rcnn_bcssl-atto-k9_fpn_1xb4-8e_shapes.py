@@ -1,0 +1,11 @@
+# Demo: the DINO demo's Mask R-CNN (tiny BC-SSL backbone on the generated
+# shapes data, 8 epochs on CPU;
+# configs/dino/benchmarks/mask-rcnn_bcssl-atto-k9_fpn_1xb4-8e_shapes.py)
+# fine-tuned from the base encoder of the demo MoCo v3 run
+# (configs/mocov3/mocov3_bcssl-atto-k9_1xb32-coslr-10e_shapes.py, extracted
+# with tools/model_converters/extract_backbone.py); the same run in every
+# other value, so that `make demo-mocov3` compares the two pretrainings.
+_base_ = '../../dino/benchmarks/mask-rcnn_bcssl-atto-k9_fpn_1xb4-8e_shapes.py'
+
+pretrained = 'work_dirs/mocov3_bcssl-atto-k9_1xb32-coslr-10e_shapes/base.pth'
+model = dict(backbone=dict(init_cfg=dict(checkpoint=pretrained)))
