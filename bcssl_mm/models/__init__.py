@@ -1,5 +1,6 @@
 from .algorithms import DINO
-from .backbones import BCSSLConvNeXt, BCSSLConvNeXtBlock
+from .backbones import (BCSSLConvNeXt, BCSSLConvNeXtBlock, StrictResNet,
+                        StrictSwinTransformer, StrictVisionTransformer)
 from .classifiers import LinearProbeClassifier
 from .heads import DINOHead
 from .losses import DINOLoss
@@ -8,5 +9,6 @@ from .timm_models import BCSSLConvNeXtTimm
 
 __all__ = [
     'BCSSLConvNeXt', 'BCSSLConvNeXtBlock', 'BCSSLConvNeXtTimm', 'DINO',
-    'DINOHead', 'DINOLoss', 'DINONeck', 'LinearProbeClassifier'
+    'DINOHead', 'DINOLoss', 'DINONeck', 'LinearProbeClassifier',
+    'StrictResNet', 'StrictSwinTransformer', 'StrictVisionTransformer'
 ]
