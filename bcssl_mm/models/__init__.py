@@ -4,11 +4,12 @@ from .backbones import (BCSSLConvNeXt, BCSSLConvNeXtBlock, StrictResNet,
 from .classifiers import LinearProbeClassifier
 from .heads import DINOHead
 from .losses import DINOLoss
-from .necks import DINONeck
+from .necks import DINONeck, SimpleFeaturePyramid
 from .timm_models import BCSSLConvNeXtTimm
 
 __all__ = [
     'BCSSLConvNeXt', 'BCSSLConvNeXtBlock', 'BCSSLConvNeXtTimm', 'DINO',
     'DINOHead', 'DINOLoss', 'DINONeck', 'LinearProbeClassifier',
-    'StrictResNet', 'StrictSwinTransformer', 'StrictVisionTransformer'
+    'SimpleFeaturePyramid', 'StrictResNet', 'StrictSwinTransformer',
+    'StrictVisionTransformer'
 ]
