@@ -1,8 +1,10 @@
+from .backbone_layer_decay import BackboneLayerDecayOptimWrapperConstructor
 from .dino_optim_wrapper import (DINOAmpOptimWrapper, DINOOptimWrapper,
                                  DINOOptimWrapperConstructor,
                                  clip_grad_per_tensor_)
 
 __all__ = [
-    'DINOOptimWrapper', 'DINOAmpOptimWrapper', 'DINOOptimWrapperConstructor',
+    'BackboneLayerDecayOptimWrapperConstructor', 'DINOOptimWrapper',
+    'DINOAmpOptimWrapper', 'DINOOptimWrapperConstructor',
     'clip_grad_per_tensor_'
 ]
