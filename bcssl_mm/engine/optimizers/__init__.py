@@ -1,3 +1,4 @@
+from .backbone_layer_decay import BackboneLayerDecayOptimWrapperConstructor
 from .dino_optim_wrapper import (DINOAmpOptimWrapper, DINOOptimWrapper,
                                  DINOOptimWrapperConstructor,
                                  clip_grad_per_tensor_)
@@ -5,6 +6,7 @@ from .lars import MoCoV3LARS
 from .selfsup_constructor import SelfSupOptimWrapperConstructor
 
 __all__ = [
-    'DINOOptimWrapper', 'DINOAmpOptimWrapper', 'DINOOptimWrapperConstructor',
-    'MoCoV3LARS', 'SelfSupOptimWrapperConstructor', 'clip_grad_per_tensor_'
+    'BackboneLayerDecayOptimWrapperConstructor', 'DINOOptimWrapper',
+    'DINOAmpOptimWrapper', 'DINOOptimWrapperConstructor', 'MoCoV3LARS',
+    'SelfSupOptimWrapperConstructor', 'clip_grad_per_tensor_'
 ]

@@ -1,3 +1,8 @@
 from .bcssl_convnext import BCSSLConvNeXt, BCSSLConvNeXtBlock
+from .strict_pretrained import (StrictPretrainedMixin, StrictResNet,
+                                StrictSwinTransformer, StrictVisionTransformer)
 
-__all__ = ['BCSSLConvNeXt', 'BCSSLConvNeXtBlock']
+__all__ = [
+    'BCSSLConvNeXt', 'BCSSLConvNeXtBlock', 'StrictPretrainedMixin',
+    'StrictResNet', 'StrictSwinTransformer', 'StrictVisionTransformer'
+]

@@ -36,7 +36,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 from mmdet.registry import MODELS as MMDET_MODELS
-from mmengine.logging import MMLogger
 from mmpretrain.models.backbones.base_backbone import BaseBackbone
 from mmpretrain.models.backbones.convnext import ConvNeXt, ConvNeXtBlock
 from mmpretrain.models.utils import LayerNorm2d, build_norm_layer
@@ -46,6 +45,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from ...utils.state_dict_remap import (ConversionError, Rule, first_keys,
                                        num_indexed, save_checkpoint)
 from ..utils import CheckpointMismatchError, load_backbone_checkpoint
+from .strict_pretrained import StrictPretrainedMixin
 
 _HAS_MKLDNN_LINEAR = (
     torch.backends.mkldnn.is_available()
@@ -347,7 +347,7 @@ class BCSSLConvNeXtBlock(ConvNeXtBlock):
 
 @MMPRETRAIN_MODELS.register_module()
 @MMDET_MODELS.register_module()
-class BCSSLConvNeXt(ConvNeXt):
+class BCSSLConvNeXt(StrictPretrainedMixin, ConvNeXt):
     """BC-SSL backbone: ConvNeXt with BN after large depthwise kernels.
 
     Registered in both mmpretrain's and mmdet's ``MODELS``. Paper:
@@ -396,7 +396,7 @@ class BCSSLConvNeXt(ConvNeXt):
         init_cfg (dict | list[dict], optional): Initialisation. With
             ``dict(type='Pretrained', checkpoint=..., prefix=...)`` the
             checkpoint is loaded strictly (see
-            :func:`load_backbone_checkpoint`).
+            :class:`~.strict_pretrained.StrictPretrainedMixin`).
         kernel_size (int): Depthwise kernel, any odd value >= 3. Keyword only.
             Defaults to 9.
         dw_norm_cfg (dict, optional): Norm after each depthwise conv: BN by
@@ -557,25 +557,10 @@ class BCSSLConvNeXt(ConvNeXt):
                     m.eval()
         return self
 
-    def init_weights(self) -> None:
-        """Initialise, or load ``init_cfg.checkpoint`` strictly if Pretrained.
-
-        mmengine's ``PretrainedInit`` loads with ``strict=False`` and only
-        logs a warning for keys that do not match, which silently fine-tunes a
-        partly random backbone; here any mismatch is an error.
-        """
-        cfg = self.init_cfg
-        if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
-            load_backbone_checkpoint(
-                self,
-                cfg.get('checkpoint'),
-                prefix=cfg.get('prefix'),
-                map_location=cfg.get('map_location', 'cpu'),
-                allow_missing=tuple(f'norm{i}.' for i in self.out_indices),
-                logger=MMLogger.get_current_instance())
-            self._is_init = True
-            return
-        super().init_weights()
+    def allow_missing_keys(self) -> Tuple[str, ...]:
+        """The output norms of ``out_indices``: a classification or DINO
+        backbone has only the last one."""
+        return tuple(f'norm{i}.' for i in self.out_indices)
 
     def switch_to_deploy(self) -> None:
         """Switch every block to its deploy form (inference only).

@@ -21,6 +21,41 @@ def extract_state_dict(checkpoint: dict) -> Dict[str, torch.Tensor]:
     return checkpoint
 
 
+PREFIX_HINT = ('set model.backbone.init_cfg.prefix to the right prefix, '
+               "or to '' for a bare backbone state dict")
+
+
+def read_backbone_checkpoint(filename: Optional[str],
+                             map_location: str = 'cpu'
+                             ) -> Dict[str, torch.Tensor]:
+    """Read the model state dict of a pretrained backbone checkpoint.
+
+    Args:
+        filename (str): Local path or URL of the checkpoint; the value of
+            ``model.backbone.init_cfg.checkpoint`` in configs.
+        map_location (str): Passed to ``torch.load``. Defaults to 'cpu'.
+
+    Returns:
+        dict: The state dict (see :func:`extract_state_dict`).
+
+    Raises:
+        FileNotFoundError: No file given, or the file does not exist.
+    """
+    key_hint = 'model.backbone.init_cfg.checkpoint'
+    if not filename:
+        raise FileNotFoundError(
+            f'no pretrained checkpoint given: set {key_hint}=PATH '
+            '(e.g. with --cfg-options)')
+    try:
+        checkpoint = CheckpointLoader.load_checkpoint(
+            filename, map_location=map_location)
+    except FileNotFoundError as e:
+        raise FileNotFoundError(
+            f'pretrained checkpoint {filename!r} ({key_hint}) does not exist'
+        ) from e
+    return extract_state_dict(checkpoint)
+
+
 def load_backbone_checkpoint(module: nn.Module,
                              filename: Optional[str],
                              prefix: Optional[str] = 'backbone.',
@@ -47,49 +82,36 @@ def load_backbone_checkpoint(module: nn.Module,
         CheckpointMismatchError: No key has ``prefix``, or keys are missing,
             unexpected or of the wrong shape; the message lists all of them.
     """
-    key_hint = 'model.backbone.init_cfg.checkpoint'
-    if not filename:
-        raise FileNotFoundError(
-            f'no pretrained checkpoint given: set {key_hint}=PATH '
-            '(e.g. with --cfg-options)')
-    try:
-        checkpoint = CheckpointLoader.load_checkpoint(
-            filename, map_location=map_location)
-    except FileNotFoundError as e:
-        raise FileNotFoundError(
-            f'pretrained checkpoint {filename!r} ({key_hint}) does not exist'
-        ) from e
     load_state_dict_strict(
         module,
-        extract_state_dict(checkpoint),
+        read_backbone_checkpoint(filename, map_location),
         filename,
         prefix=prefix,
         allow_missing=allow_missing,
         logger=logger,
-        prefix_hint='set model.backbone.init_cfg.prefix to the right prefix, '
-        "or to '' for a bare backbone state dict")
+        prefix_hint=PREFIX_HINT)
 
 
-def load_state_dict_strict(module: nn.Module,
-                           state_dict: Dict[str, torch.Tensor],
-                           source: str,
-                           prefix: Optional[str] = None,
-                           allow_missing: Sequence[str] = (),
-                           logger: Optional[logging.Logger] = None,
-                           prefix_hint: str = '') -> None:
-    """Load ``state_dict`` into ``module``; fail on any key or shape mismatch.
+def check_state_dict_strict(module: nn.Module,
+                            state_dict: Dict[str, torch.Tensor],
+                            source: str,
+                            prefix: Optional[str] = None,
+                            allow_missing: Sequence[str] = (),
+                            prefix_hint: str = '') -> Dict[str, torch.Tensor]:
+    """Check that ``state_dict`` fits ``module`` exactly; change nothing.
 
     Args:
-        module (nn.Module): The module to load into.
+        module (nn.Module): The module it is meant for.
         state_dict (dict): Tensors by name.
         source (str): Where ``state_dict`` comes from (a file name), for the
             messages.
-        prefix (str, optional): Only keys starting with it are loaded, with
-            it stripped. ``None`` or ``''`` loads every key.
-        allow_missing (Sequence[str]): Key prefixes that may be absent and
-            keep their initial values.
-        logger (logging.Logger, optional): Where to report what was loaded.
+        prefix (str, optional): Only keys starting with it count, with it
+            stripped. ``None`` or ``''`` takes every key.
+        allow_missing (Sequence[str]): Key prefixes that may be absent.
         prefix_hint (str): Appended to the error when no key has ``prefix``.
+
+    Returns:
+        dict: The tensors to load, by the module's names (prefix stripped).
 
     Raises:
         CheckpointMismatchError: No key has ``prefix``, or keys are missing,
@@ -133,11 +155,42 @@ def load_state_dict_strict(module: nn.Module,
                 lines.extend(f'    {k}' for k in keys)
         raise CheckpointMismatchError('\n'.join(lines))
 
+    return state_dict
+
+
+def load_state_dict_strict(module: nn.Module,
+                           state_dict: Dict[str, torch.Tensor],
+                           source: str,
+                           prefix: Optional[str] = None,
+                           allow_missing: Sequence[str] = (),
+                           logger: Optional[logging.Logger] = None,
+                           prefix_hint: str = '') -> None:
+    """Load ``state_dict`` into ``module``; fail on any key or shape mismatch.
+
+    Args:
+        module (nn.Module): The module to load into.
+        state_dict (dict): Tensors by name.
+        source (str): Where ``state_dict`` comes from (a file name), for the
+            messages.
+        prefix (str, optional): Only keys starting with it are loaded, with
+            it stripped. ``None`` or ``''`` loads every key.
+        allow_missing (Sequence[str]): Key prefixes that may be absent and
+            keep their initial values.
+        logger (logging.Logger, optional): Where to report what was loaded.
+        prefix_hint (str): Appended to the error when no key has ``prefix``.
+
+    Raises:
+        CheckpointMismatchError: No key has ``prefix``, or keys are missing,
+            unexpected or of the wrong shape; the message lists all of them;
+            ``module`` is then unchanged.
+    """
+    state_dict = check_state_dict_strict(module, state_dict, source, prefix,
+                                         allow_missing, prefix_hint)
     module.load_state_dict(state_dict, strict=False)
     if logger is not None:
         kept = sorted({
             k.split('.')[0]
-            for k in expected
+            for k in module.state_dict()
             if k not in state_dict and not k.endswith('num_batches_tracked')
         })
         logger.info(f'Loaded {len(state_dict)} backbone tensors from '
