@@ -20,7 +20,8 @@
 #       --cfg-options train_dataloader.dataset.data_root=/data/imagenet/
 # Hand-off (the base encoder, what MoCo v3 evaluates and transfers):
 #   python tools/model_converters/extract_backbone.py \
-#       work_dirs/<this config>/epoch_300.pth checkpoints/bcssl-t_mocov3.pth
+#       work_dirs/<this config>/epoch_300.pth \
+#       checkpoints/mocov3_bcssl-t-k9_16xb256-amp-coslr-300e_in1k.pth
 _base_ = [
     '../_base_/models/mocov3_bcssl-t-k9.py',
     '../_base_/datasets/imagenet_bs256_mocov3.py',

@@ -14,7 +14,8 @@
 #       --cfg-options train_dataloader.dataset.data_root=/data/imagenet/
 # Hand-off (the base encoder):
 #   python tools/model_converters/extract_backbone.py \
-#       work_dirs/<this config>/epoch_300.pth checkpoints/vit-s_mocov3.pth
+#       work_dirs/<this config>/epoch_300.pth \
+#       checkpoints/mocov3_vit-s-p16_16xb256-amp-coslr-300e_in1k.pth
 _base_ = './mocov3_bcssl-t-k9_16xb256-amp-coslr-300e_in1k.py'
 
 model = dict(

@@ -61,8 +61,7 @@ from mmpretrain.registry import MODELS
 import bcssl_mm  # noqa: F401
 from bcssl_mm.analysis.bench import (PeakMemory, median_and_spread,
                                      time_train_steps, timed)
-from bcssl_mm.models.algorithms import (set_step_momentum,
-                                        set_step_teacher_temp)
+from bcssl_mm.models.algorithms import set_step_momentum, set_step_teacher_temp
 
 DEFAULT_CONFIG = 'configs/dino/dino_bcssl-t-k9_8xb64-amp-coslr-100e_in1k.py'
 # values of the first epoch of the recipe (DINOHook's schedules at iter 0)

@@ -24,7 +24,7 @@ custom_imports = dict(
 
 # the one key to override: a backbone checkpoint (DINO teacher, keys
 # 'backbone.*', from tools/model_converters)
-pretrained = 'checkpoints/swin-t_dino_teacher.pth'
+pretrained = 'checkpoints/dino_swin-t_8xb64-amp-coslr-300e_in1k.pth'
 
 model = dict(
     backbone=dict(

@@ -26,7 +26,7 @@ custom_imports = dict(
 
 # the one key to override: a backbone checkpoint (keys 'backbone.*', from
 # tools/model_converters; MoCo v3: the base encoder)
-pretrained = 'checkpoints/resnet50_mocov3.pth'
+pretrained = 'checkpoints/mocov3_resnet50_8xb512-amp-coslr-100e_in1k.pth'
 
 norm_cfg = dict(type='SyncBN', requires_grad=True)
 model = dict(

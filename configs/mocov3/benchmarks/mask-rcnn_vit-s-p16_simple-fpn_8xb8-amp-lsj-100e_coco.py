@@ -46,7 +46,7 @@ custom_imports = dict(
 
 # the one key to override: a backbone checkpoint (keys 'backbone.*', from
 # tools/model_converters; MoCo v3: the base encoder)
-pretrained = 'checkpoints/vit-s_mocov3.pth'
+pretrained = 'checkpoints/mocov3_vit-s-p16_16xb256-amp-coslr-300e_in1k.pth'
 
 image_size = (1024, 1024)
 # ViTDet's "LN": a LayerNorm over the channels of each position

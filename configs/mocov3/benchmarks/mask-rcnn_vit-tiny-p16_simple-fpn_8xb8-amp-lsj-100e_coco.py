@@ -10,8 +10,10 @@
 #       --cfg-options model.backbone.init_cfg.checkpoint=ENCODER.pth
 _base_ = './mask-rcnn_vit-s-p16_simple-fpn_8xb8-amp-lsj-100e_coco.py'
 
-# the one key to override: a backbone checkpoint (keys 'backbone.*')
-pretrained = 'checkpoints/vit-tiny-p16_mocov3.pth'
+# the one key to override: a backbone checkpoint (keys 'backbone.*'); the
+# toolkit has no ViT-Tiny pretraining config yet, so this path is a name to
+# replace, not the output of one of its runs
+pretrained = 'checkpoints/vit-tiny-p16_pretrained.pth'
 
 model = dict(
     backbone=dict(arch='deit-tiny', init_cfg=dict(checkpoint=pretrained)),
