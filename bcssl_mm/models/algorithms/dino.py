@@ -28,8 +28,8 @@ from mmpretrain.models.selfsup.base import BaseSelfSupervisor
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
-from ..utils import (ema_update_, get_step_value, pool_backbone_output,
-                     set_step_value)
+from ..utils import get_step_value, pool_backbone_output, set_step_value
+from .momentum_encoder import MomentumEncoderMixin
 
 # runtime info key of the teacher temperature, set by DINOHook
 TEACHER_TEMP_KEY = 'teacher_temp'
@@ -81,7 +81,7 @@ def set_step_teacher_temp(temp: float) -> None:
 
 
 @MODELS.register_module()
-class DINO(BaseSelfSupervisor):
+class DINO(MomentumEncoderMixin, BaseSelfSupervisor):
     """DINO: a student and its EMA teacher, cross-view distillation.
 
     Inputs are the multi-crop views ``[global_1, global_2, local_1, ...]``
@@ -111,6 +111,9 @@ class DINO(BaseSelfSupervisor):
     the final LayerNorm, mmpretrain ConvNeXt's ``gap_before_final_norm``;
     official ConvNeXt does the same).
 
+    The teacher is a :class:`MomentumEncoderMixin` momentum encoder
+    (``self.teacher``).
+
     Args:
         backbone (dict): Backbone config (student; the teacher is built from
             it with ``drop_path_rate=0``).
@@ -122,6 +125,8 @@ class DINO(BaseSelfSupervisor):
             ``SelfSupDataPreprocessor``.
         init_cfg (dict, optional): Initialisation config.
     """
+
+    momentum_attr = 'teacher'
 
     def __init__(self,
                  backbone: dict,
@@ -140,33 +145,18 @@ class DINO(BaseSelfSupervisor):
             head=head,
             data_preprocessor=data_preprocessor,
             init_cfg=init_cfg)
-        self.teacher = nn.ModuleDict(
-            dict(
-                backbone=MODELS.build(teacher_backbone),
-                neck=MODELS.build(teacher_neck)))
-        for p in self.teacher.parameters():
-            p.requires_grad = False
+        self.build_momentum_encoder(teacher_backbone, teacher_neck)
         self.num_teacher_views = num_teacher_views
 
     def init_weights(self) -> None:
         """Initialise the student, then copy it into the teacher."""
         super().init_weights()
-        self.teacher['backbone'].load_state_dict(self.backbone.state_dict())
-        self.teacher['neck'].load_state_dict(self.neck.state_dict())
+        self.copy_online_to_momentum_encoder()
 
-    def student_teacher_params(self):
-        """Pairs (name, student param, teacher param), parameters only."""
-        for part in ('backbone', 'neck'):
-            student = dict(getattr(self, part).named_parameters())
-            for name, t in self.teacher[part].named_parameters():
-                yield f'{part}.{name}', student[name], t
-
-    @torch.no_grad()
     def update_teacher(self, momentum: float) -> None:
         """``teacher <- m * teacher + (1 - m) * student``, parameters only
         (buffers such as BN statistics stay the teacher's own)."""
-        _, student, teacher = zip(*self.student_teacher_params())
-        ema_update_(teacher, student, momentum)
+        self.momentum_update(momentum)
 
     def extract_feat(self, inputs: torch.Tensor):
         """Teacher backbone features: DINO evaluates the teacher."""

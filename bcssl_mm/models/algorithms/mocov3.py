@@ -18,7 +18,7 @@ LARS without decay or adaptation on every parameter of at most one
 dimension is ``SelfSupOptimWrapperConstructor``'s ``flat_cfg``.
 """
 import copy
-from typing import Dict, Iterator, List, Optional, Tuple, Union
+from typing import Dict, List, Optional, Union
 
 import torch
 import torch.nn as nn
@@ -26,8 +26,8 @@ from mmpretrain.models.selfsup.base import BaseSelfSupervisor
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
-from ..utils import (ema_update_, get_step_value, pool_backbone_output,
-                     set_step_value)
+from ..utils import get_step_value, pool_backbone_output, set_step_value
+from .momentum_encoder import MomentumEncoderMixin
 
 # runtime info key of the momentum of the step, set by MoCoV3Hook
 MOMENTUM_KEY = 'momentum'
@@ -50,7 +50,7 @@ def set_step_momentum(momentum: float) -> None:
 
 
 @MODELS.register_module()
-class BCSSLMoCoV3(BaseSelfSupervisor):
+class BCSSLMoCoV3(MomentumEncoderMixin, BaseSelfSupervisor):
     """MoCo v3: a base encoder and its momentum encoder, symmetric InfoNCE.
 
     Inputs are two augmented views (mmpretrain ``MultiView`` with BYOL's
@@ -108,35 +108,18 @@ class BCSSLMoCoV3(BaseSelfSupervisor):
             head=head,
             data_preprocessor=data_preprocessor,
             init_cfg=init_cfg)
-        self.momentum_encoder = nn.ModuleDict(
-            dict(
-                backbone=MODELS.build(momentum_backbone),
-                neck=MODELS.build(momentum_neck)))
-        for p in self.momentum_encoder.parameters():
-            p.requires_grad = False
+        self.build_momentum_encoder(momentum_backbone, momentum_neck)
 
     def init_weights(self) -> None:
         """Initialise the base encoder, then copy it into the momentum
         encoder (parameters and buffers)."""
         super().init_weights()
-        for part in ('backbone', 'neck'):
-            self.momentum_encoder[part].load_state_dict(
-                getattr(self, part).state_dict())
+        self.copy_online_to_momentum_encoder()
 
-    def base_momentum_params(
-            self) -> Iterator[Tuple[str, torch.Tensor, torch.Tensor]]:
-        """Pairs (name, base param, momentum param), parameters only."""
-        for part in ('backbone', 'neck'):
-            base = dict(getattr(self, part).named_parameters())
-            for name, m in self.momentum_encoder[part].named_parameters():
-                yield f'{part}.{name}', base[name], m
-
-    @torch.no_grad()
     def update_momentum_encoder(self, momentum: float) -> None:
         """``momentum encoder <- m * itself + (1 - m) * base encoder``,
         parameters only (BN statistics stay the momentum encoder's own)."""
-        _, base, target = zip(*self.base_momentum_params())
-        ema_update_(target, base, momentum)
+        self.momentum_update(momentum)
 
     @staticmethod
     def project(backbone: nn.Module, neck: nn.Module,

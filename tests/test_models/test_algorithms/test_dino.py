@@ -68,7 +68,7 @@ def test_teacher_starts_as_student_without_drop_path_or_grads():
         is nn.Identity  # teacher built with drop_path_rate 0
     assert model.backbone.stages[3][0].drop_path.__class__ is not \
         nn.Identity
-    for name, s, t in model.student_teacher_params():
+    for name, s, t in model.online_momentum_params():
         torch.testing.assert_close(s, t, msg=name)
         assert not t.requires_grad
     assert all(not p.requires_grad for p in model.teacher.parameters())
@@ -80,14 +80,14 @@ def test_teacher_after_one_step():
     ow = optim_wrapper(model)
     teacher_before = {
         n: t.detach().clone()
-        for n, _, t in model.student_teacher_params()
+        for n, _, t in model.online_momentum_params()
     }
     bn = 'backbone.stages.0.0.dw_norm.running_mean'
     train_step(model, batch(), ow)
     # the teacher got no gradient, the student did and moved
     assert all(p.grad is None for p in model.teacher.parameters())
     moved = [
-        n for n, s, _ in model.student_teacher_params()
+        n for n, s, _ in model.online_momentum_params()
         if not torch.equal(s, teacher_before[n])
     ]
     assert moved
@@ -100,7 +100,7 @@ def test_teacher_after_one_step():
 
     m = cosine_momentum(0, 10)
     model.update_teacher(m)
-    for n, s, t in model.student_teacher_params():
+    for n, s, t in model.online_momentum_params():
         torch.testing.assert_close(
             t, m * teacher_before[n] + (1 - m) * s, msg=n)
     # the EMA leaves buffers alone

@@ -124,7 +124,7 @@ def test_symmetric_loss_and_momentum_encoder_after_one_step():
     loss = model.train_step(data, ow)['loss']
 
     # the momentum encoder: m * itself + (1 - m) * base, parameters only
-    for name, q, k in ref.base_momentum_params():
+    for name, q, k in ref.online_momentum_params():
         part, key = name.split('.', 1)
         want = m * base_before[f'momentum_encoder.{name}'] + (
             1 - m) * base_before[name]
