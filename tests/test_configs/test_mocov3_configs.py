@@ -116,3 +116,29 @@ def test_vit_is_mocov3_vit_small_with_frozen_patch_projection():
     # MoCoV3ViT freezes the position embedding in init_weights, after
     # mmengine's DDP wrapper registered it as trainable
     assert cfg.find_unused_parameters
+
+
+@pytest.mark.parametrize('name', [
+    'mask-rcnn_bcssl-t-k9_fpn_amp-ms-crop-3x_coco.py',
+    'mask-rcnn_bcssl-atto-k9_fpn_1xb4-8e_shapes.py'
+])
+def test_bcssl_maskrcnn_differs_from_dino_only_in_the_checkpoint(name):
+    mocov3 = Config.fromfile(str(MOCOV3_DIR / 'benchmarks' / name)).to_dict()
+    dino = Config.fromfile(
+        str(ROOT / 'configs' / 'dino' / 'benchmarks' / name)).to_dict()
+    ckpt = mocov3['model']['backbone']['init_cfg'].pop('checkpoint')
+    dino['model']['backbone']['init_cfg'].pop('checkpoint')
+    assert ckpt == mocov3.pop('pretrained') != dino.pop('pretrained')
+    assert 'mocov3' in ckpt
+    assert mocov3 == dino
+
+
+def test_dino_swin_300e_differs_from_100e_only_in_epochs():
+    dino = ROOT / 'configs' / 'dino'
+    a = Config.fromfile(
+        str(dino / 'dino_swin-t_8xb64-amp-coslr-300e_in1k.py')).to_dict()
+    b = Config.fromfile(
+        str(dino / 'dino_swin-t_8xb64-amp-coslr-100e_in1k.py')).to_dict()
+    assert a.pop('train_cfg')['max_epochs'] == 300
+    assert b.pop('train_cfg')['max_epochs'] == 100
+    assert a == b
