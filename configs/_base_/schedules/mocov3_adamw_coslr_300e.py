@@ -16,6 +16,8 @@ optim_wrapper = dict(
 max_epochs = 300
 warmup_epochs = 40
 param_scheduler = [
+    # official MoCo v3's lr x t / warm-up iterations from 0; LinearLR needs a
+    # factor > 0 and starts at 1e-4 x lr
     dict(
         type='LinearLR',
         start_factor=1e-4,
