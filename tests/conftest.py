@@ -4,7 +4,7 @@ import os.path as osp
 import subprocess
 import sys
 from pathlib import Path
-from typing import List
+from typing import Callable, List
 
 import pytest
 import torch
@@ -105,3 +105,39 @@ def randomize_bn(model: nn.Module, seed: int = 0) -> None:
             m.bias.data = torch.randn(c, generator=g)
             m.running_mean = torch.randn(c, generator=g)
             m.running_var = torch.rand(c, generator=g) + 0.5
+
+
+def gloo_step_runner(rank: int, world_size: int, port: int,
+                     build_model: Callable[[], nn.Module],
+                     build_optim_wrapper: Callable[[nn.Module],
+                                                   object], **runner_attrs):
+    """Join a gloo group and set up a self-supervised model as mmengine's
+    Runner would for one training step: the same initial weights on every
+    rank, in DDP without buffer broadcast (``Runner.wrap_model``), and a
+    stand-in runner for the hooks (``runner.model``, ``optim_wrapper``,
+    ``message_hub`` and ``runner_attrs`` such as ``epoch`` / ``iter`` /
+    ``max_iters``).
+
+    Returns:
+        tuple: ``(model, runner)``. Before ``teardown_distributed()``, drop
+        ``runner`` (its DDP wrapper's reducer holds the group).
+    """
+    from types import SimpleNamespace
+
+    from mmengine.logging import MessageHub
+    from mmengine.model import MMDistributedDataParallel
+
+    os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
+    torch.distributed.init_process_group(
+        'gloo', rank=rank, world_size=world_size)
+    torch.manual_seed(0)  # same initial weights on every rank
+    model = build_model()
+    model.train()
+    ddp = MMDistributedDataParallel(
+        module=model, device_ids=None, broadcast_buffers=False)
+    runner = SimpleNamespace(
+        model=ddp,
+        optim_wrapper=build_optim_wrapper(model),
+        message_hub=MessageHub.get_current_instance(),
+        **runner_attrs)
+    return model, runner

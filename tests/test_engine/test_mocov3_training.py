@@ -106,34 +106,24 @@ def test_schedule_and_resume_equal_uninterrupted_run(tmp_path, shapes_root):
 
 
 def _dist_worker(rank, world_size, port, out_dir):
-    os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
-    torch.distributed.init_process_group(
-        'gloo', rank=rank, world_size=world_size)
-    from types import SimpleNamespace
-
     from mmengine.dist import all_gather_object
-    from mmengine.logging import MessageHub
-    from mmengine.model import MMDistributedDataParallel
 
     from bcssl_mm.engine.hooks import MoCoV3Hook
+    from conftest import gloo_step_runner
 
     sys.path.insert(0, str(ROOT / 'tests' / 'test_models' / 'test_algorithms'))
     from test_mocov3 import batch, optim_wrapper, tiny_mocov3
 
-    torch.manual_seed(0)  # same initial weights on both ranks
-    model = tiny_mocov3()
-    model.train()
-    # as mmengine's Runner.wrap_model does: buffers are not broadcast
-    ddp = MMDistributedDataParallel(
-        module=model, device_ids=None, broadcast_buffers=False)
-    ow = optim_wrapper(model)
-    runner = SimpleNamespace(
-        model=ddp,
-        optim_wrapper=ow,
-        message_hub=MessageHub.get_current_instance(),
+    model, runner = gloo_step_runner(
+        rank,
+        world_size,
+        port,
+        tiny_mocov3,
+        optim_wrapper,
         epoch=0,
         iter=3,
         max_iters=10)
+    ddp, ow = runner.model, runner.optim_wrapper
     hook = MoCoV3Hook()
     hook.before_train(runner)
     hook.before_train_iter(runner, 0)
@@ -151,7 +141,7 @@ def _dist_worker(rank, world_size, port, out_dir):
         momentum=all_gather_object(runner.message_hub.get_info('momentum')))
     if rank == 0:
         torch.save(out, os.path.join(out_dir, 'dist.pth'))
-    del ddp, runner
+    del ddp, ow, runner
     teardown_distributed()
 
 
