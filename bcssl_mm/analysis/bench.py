@@ -3,6 +3,8 @@
 Every timed call is bracketed by a device synchronisation (:func:`timed`),
 so that a CUDA time covers the queued kernels.
 """
+import ctypes
+import gc
 import math
 import os.path as osp
 import statistics
@@ -29,7 +31,10 @@ class PeakMemory:
     from ``start`` to its high-water mark (Linux ``/proc/self/status`` VmRSS
     -> VmHWM, the mark reset through ``/proc/self/clear_refs``); it also
     counts memory the allocator holds but does not use, so read it as an
-    upper bound.
+    upper bound. Before the CPU baseline is read, free memory the process
+    still holds is returned to the system (``gc.collect`` and glibc's
+    ``malloc_trim``), so that what a measured run allocates shows as growth
+    even in a process that allocated and freed more before (a test session).
     """
 
     def __init__(self, device: torch.device) -> None:
@@ -46,6 +51,8 @@ class PeakMemory:
             torch.cuda.reset_peak_memory_stats(self.device)
             self.base = torch.cuda.memory_allocated(self.device)
         else:
+            gc.collect()
+            _malloc_trim()
             try:  # reset VmHWM to the current RSS (Linux >= 4.0)
                 with open('/proc/self/clear_refs', 'w') as f:
                     f.write('5')
@@ -57,6 +64,15 @@ class PeakMemory:
         if self.device.type == 'cuda':
             return torch.cuda.max_memory_allocated(self.device) - self.base
         return _proc_status_bytes('VmHWM') - self.base
+
+
+def _malloc_trim() -> None:
+    """glibc's ``malloc_trim(0)``: give the free heap back to the system
+    (a no-op where there is no glibc)."""
+    try:
+        ctypes.CDLL('libc.so.6').malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def sync(device: torch.device) -> None:
