@@ -297,19 +297,19 @@ def build(args: argparse.Namespace) -> tuple:
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
-    ow_cfg = cfg.optim_wrapper.to_dict()
-    mocov3 = cfg.model.type == 'BCSSLMoCoV3'
-    if args.compare_reference and mocov3:
-        raise ValueError('--compare-reference is for DINO configs; '
-                         f'{args.config} is MoCo v3')
-    if not args.amp:
-        ow_cfg['type'] = 'OptimWrapper' if mocov3 else 'DINOOptimWrapper'
-        ow_cfg.pop('loss_scale', None)
     torch.manual_seed(args.seed)
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         model = revert_sync_batchnorm(MODELS.build(cfg.model))
+        mocov3 = is_mocov3(model)
+        if args.compare_reference and mocov3:
+            raise ValueError('--compare-reference is for DINO configs; '
+                             f'{args.config} is MoCo v3')
         model.init_weights()
         model = model.to(device).train()
+        ow_cfg = cfg.optim_wrapper.to_dict()
+        if not args.amp:
+            ow_cfg['type'] = 'OptimWrapper' if mocov3 else 'DINOOptimWrapper'
+            ow_cfg.pop('loss_scale', None)
         optim_wrapper = build_optim_wrapper(model, ow_cfg)
     views = [v.to(device) for v in synthetic_views(args, mocov3)]
     data = dict(inputs=views, data_samples=[None] * args.batch_size)

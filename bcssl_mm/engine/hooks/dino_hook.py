@@ -1,7 +1,7 @@
 """DINO's per-iteration schedules and the teacher's EMA update."""
 from mmengine.registry import HOOKS
 
-from bcssl_mm.models.algorithms import TEACHER_TEMP_KEY
+from bcssl_mm.models.algorithms import set_step_teacher_temp
 from .momentum_hook import MomentumScheduleHook
 
 
@@ -85,8 +85,7 @@ class DINOHook(MomentumScheduleHook):
         temp = teacher_temperature(runner.epoch, self.warmup_teacher_temp,
                                    self.teacher_temp,
                                    self.warmup_teacher_temp_epochs)
-        # recomputed every iteration, so not restored from a checkpoint
-        runner.message_hub.update_info(TEACHER_TEMP_KEY, temp, resumed=False)
+        set_step_teacher_temp(temp)
         runner.message_hub.update_scalar('train/teacher_temp', temp)
         if runner.epoch < self.freeze_last_layer_epochs:
             runner.optim_wrapper.frozen_params = [

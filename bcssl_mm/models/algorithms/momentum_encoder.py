@@ -1,12 +1,28 @@
 """A momentum encoder: the EMA copy of an algorithm's backbone and neck that
 DINO calls its teacher and MoCo v3 its momentum encoder."""
-from typing import Iterator, Tuple
+from typing import Iterator, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 from mmpretrain.registry import MODELS
 
-from ..utils import ema_update_
+
+@torch.no_grad()
+def ema_update_(targets: Sequence[torch.Tensor],
+                sources: Sequence[torch.Tensor], momentum: float) -> None:
+    """``target <- m * target + (1 - m) * source`` for each pair, in place.
+
+    Args:
+        targets (Sequence[Tensor]): The momentum encoder's (teacher's)
+            parameters.
+        sources (Sequence[Tensor]): The online network's parameters, in the
+            same order.
+        momentum (float): m.
+    """
+    # NOTE: one multi-tensor call per operation instead of two Python calls
+    # per parameter; the same arithmetic per element
+    torch._foreach_mul_(list(targets), momentum)
+    torch._foreach_add_(list(targets), list(sources), alpha=1. - momentum)
 
 
 class MomentumEncoderMixin:

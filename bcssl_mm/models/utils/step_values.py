@@ -1,5 +1,5 @@
 """Per-step values (DINO's teacher temperature, MoCo v3's momentum) handed
-from a hook to the model's loss, and the EMA update of a momentum encoder.
+from a hook to the model's loss.
 
 Values that change every iteration are arguments of the algorithms' ``loss``
 (as DINOv2's ``forward_backward(images, teacher_temp)``). mmengine's
@@ -9,9 +9,6 @@ current iteration from the runtime info of mmengine's current
 :class:`~mmengine.logging.MessageHub` (the channel through which mmengine's
 loop hands ``epoch`` and ``iter`` to the rest of a run).
 """
-from typing import Sequence
-
-import torch
 from mmengine.logging import MessageHub
 
 
@@ -38,21 +35,3 @@ def set_step_value(key: str, value: float) -> None:
     every iteration (not checkpointed: they recompute it from the epoch or
     iteration, so a resumed run continues the schedule)."""
     MessageHub.get_current_instance().update_info(key, value, resumed=False)
-
-
-@torch.no_grad()
-def ema_update_(targets: Sequence[torch.Tensor],
-                sources: Sequence[torch.Tensor], momentum: float) -> None:
-    """``target <- m * target + (1 - m) * source`` for each pair, in place.
-
-    Args:
-        targets (Sequence[Tensor]): The momentum encoder's (teacher's)
-            parameters.
-        sources (Sequence[Tensor]): The online network's parameters, in the
-            same order.
-        momentum (float): m.
-    """
-    # NOTE: one multi-tensor call per operation instead of two Python calls
-    # per parameter; the same arithmetic per element
-    torch._foreach_mul_(list(targets), momentum)
-    torch._foreach_add_(list(targets), list(sources), alpha=1. - momentum)
