@@ -324,7 +324,8 @@ def toolkit_step(model: nn.Module, optim_wrapper, data: dict,
         set_step_momentum(MOCOV3_MOMENTUM)
         return model.train_step(data, optim_wrapper)['loss'].item()
     optim_wrapper.frozen_params = [
-        p for p in model.neck.last_layer.parameters() if p.requires_grad
+        p for layer in model.last_layers() for p in layer.parameters()
+        if p.requires_grad
     ] if freeze_last_layer else []
     set_step_teacher_temp(TEACHER_TEMP)
     log_vars = model.train_step(data, optim_wrapper)

@@ -26,10 +26,10 @@ class DINOHook(MomentumScheduleHook):
     Every iteration, before the step: stores the teacher temperature of the
     epoch as message hub runtime info ``'teacher_temp'``, which
     :meth:`DINO.forward` passes to the loss as an argument, and, during the
-    first ``freeze_last_layer_epochs`` epochs, hands the projection head's
-    last layer to the optimizer wrapper as frozen (its gradients are
-    dropped). After the step: updates the teacher with the momentum of that
-    iteration. All values are functions of the runner's epoch and iteration,
+    first ``freeze_last_layer_epochs`` epochs, hands the projection heads'
+    last layers (``model.last_layers()``) to the optimizer wrapper as frozen
+    (their gradients are dropped). After the step: updates the teacher with
+    the momentum of that iteration. All values are functions of the runner's epoch and iteration,
     so a resumed run continues the schedules exactly. Paper:
     https://arxiv.org/abs/2104.14294; values of docs/recipes.md §2.
 
@@ -89,7 +89,7 @@ class DINOHook(MomentumScheduleHook):
         runner.message_hub.update_scalar('train/teacher_temp', temp)
         if runner.epoch < self.freeze_last_layer_epochs:
             runner.optim_wrapper.frozen_params = [
-                p for p in model.neck.last_layer.parameters()
+                p for layer in model.last_layers() for p in layer.parameters()
                 if p.requires_grad
             ]
         else:

@@ -35,13 +35,23 @@ from .momentum_encoder import MomentumEncoderMixin
 TEACHER_TEMP_KEY = 'teacher_temp'
 
 
+def group_views(views: Sequence[torch.Tensor]) -> List[List[torch.Tensor]]:
+    """Runs of consecutive views of the same size (all global crops, then
+    all local crops), each to be concatenated into one backbone call, as
+    official DINO's ``MultiCropWrapper``."""
+    groups: List[List[torch.Tensor]] = []
+    for view in views:
+        if groups and groups[-1][0].shape[-2:] == view.shape[-2:]:
+            groups[-1].append(view)
+        else:
+            groups.append([view])
+    return groups
+
+
 def embed_views(backbone: nn.Module,
                 views: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Pooled features of ``views``, one backbone call per resolution.
-
-    Consecutive views of the same size are concatenated and run together (all
-    global crops, then all local crops), as official DINO's
-    ``MultiCropWrapper``. The outputs are pooled by
+    """Pooled features of ``views``, one backbone call per resolution
+    (:func:`group_views`), pooled by
     :func:`~bcssl_mm.models.utils.pool_backbone_output`, as in evaluation.
 
     Args:
@@ -51,14 +61,10 @@ def embed_views(backbone: nn.Module,
     Returns:
         Tensor: (V * N, C), view-major.
     """
-    groups: List[List[torch.Tensor]] = []
-    for view in views:
-        if groups and groups[-1][0].shape[-2:] == view.shape[-2:]:
-            groups[-1].append(view)
-        else:
-            groups.append([view])
-    return torch.cat(
-        [pool_backbone_output(backbone(torch.cat(group))) for group in groups])
+    return torch.cat([
+        pool_backbone_output(backbone(torch.cat(group)))
+        for group in group_views(views)
+    ])
 
 
 def step_teacher_temp() -> float:
@@ -145,7 +151,8 @@ class DINO(MomentumEncoderMixin, BaseSelfSupervisor):
             head=head,
             data_preprocessor=data_preprocessor,
             init_cfg=init_cfg)
-        self.build_momentum_encoder(teacher_backbone, teacher_neck)
+        self.build_momentum_encoder(
+            backbone=teacher_backbone, neck=teacher_neck)
         self.num_teacher_views = num_teacher_views
 
     def init_weights(self) -> None:
@@ -158,9 +165,26 @@ class DINO(MomentumEncoderMixin, BaseSelfSupervisor):
         (buffers such as BN statistics stay the teacher's own)."""
         self.momentum_update(momentum)
 
+    def last_layers(self) -> List[nn.Module]:
+        """The projection heads' last layers (the prototypes), which
+        ``DINOHook`` keeps frozen during the first epochs."""
+        return [self.neck.last_layer]
+
     def extract_feat(self, inputs: torch.Tensor):
         """Teacher backbone features: DINO evaluates the teacher."""
         return self.teacher['backbone'](inputs)
+
+    def check_views(self, inputs) -> None:
+        """Refuse anything but a list of more than ``num_teacher_views``
+        views."""
+        if (not isinstance(inputs, (list, tuple))
+                or len(inputs) <= self.num_teacher_views):
+            raise ValueError(
+                f'{type(self).__name__} expects a list of more than '
+                f'{self.num_teacher_views} views (global crops first), as '
+                f'produced by DINOMultiCrop; got {type(inputs).__name__} of '
+                'length '
+                f'{len(inputs) if isinstance(inputs, (list, tuple)) else "-"}')
 
     def forward(self,
                 inputs: Union[torch.Tensor, List[torch.Tensor]],
@@ -184,13 +208,7 @@ class DINO(MomentumEncoderMixin, BaseSelfSupervisor):
             data_samples (list[DataSample], optional): Unused.
             teacher_temp (float): Teacher temperature of this step.
         """
-        if (not isinstance(inputs, (list, tuple))
-                or len(inputs) <= self.num_teacher_views):
-            raise ValueError(
-                f'DINO expects a list of more than {self.num_teacher_views} '
-                'views (global crops first), as produced by DINOMultiCrop; '
-                f'got {type(inputs).__name__} of length '
-                f'{len(inputs) if isinstance(inputs, (list, tuple)) else "-"}')
+        self.check_views(inputs)
         with torch.no_grad():
             teacher_out = self.teacher['neck']((embed_views(
                 self.teacher['backbone'],

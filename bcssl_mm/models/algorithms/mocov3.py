@@ -108,7 +108,8 @@ class BCSSLMoCoV3(MomentumEncoderMixin, BaseSelfSupervisor):
             head=head,
             data_preprocessor=data_preprocessor,
             init_cfg=init_cfg)
-        self.build_momentum_encoder(momentum_backbone, momentum_neck)
+        self.build_momentum_encoder(
+            backbone=momentum_backbone, neck=momentum_neck)
 
     def init_weights(self) -> None:
         """Initialise the base encoder, then copy it into the momentum

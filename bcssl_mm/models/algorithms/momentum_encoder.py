@@ -27,8 +27,10 @@ def ema_update_(targets: Sequence[torch.Tensor],
 
 class MomentumEncoderMixin:
     """Builds, initialises and updates ``self.<momentum_attr>``, a
-    ``ModuleDict(backbone=..., neck=...)`` that follows the online
-    ``self.backbone`` and ``self.neck`` as an EMA of their parameters.
+    ``ModuleDict`` that follows online parts of the model (``backbone`` and
+    ``neck``, and whatever else an algorithm adds, e.g. SelfPatch's
+    aggregator and patch projection) as an EMA of their parameters. Each
+    entry mirrors the online module of the same name (``self.<name>``).
 
     It gets no gradients and is left out of the optimizer
     (``SelfSupOptimWrapperConstructor``); its buffers, BN running statistics
@@ -38,29 +40,32 @@ class MomentumEncoderMixin:
 
     momentum_attr = 'momentum_encoder'
 
-    def build_momentum_encoder(self, backbone: dict, neck: dict) -> None:
-        """Build the momentum encoder from configs (call after the online
-        network is built)."""
-        encoder = nn.ModuleDict(
-            dict(backbone=MODELS.build(backbone), neck=MODELS.build(neck)))
-        for p in encoder.parameters():
-            p.requires_grad = False
-        setattr(self, self.momentum_attr, encoder)
+    def build_momentum_encoder(self, **parts: dict) -> None:
+        """Build the momentum copies of online parts from their configs,
+        ``name=config`` (call after the online parts are built); a second
+        call adds parts to the same encoder."""
+        encoder = getattr(self, self.momentum_attr, None)
+        if encoder is None:
+            encoder = nn.ModuleDict()
+            setattr(self, self.momentum_attr, encoder)
+        for name, cfg in parts.items():
+            module = MODELS.build(cfg)
+            for p in module.parameters():
+                p.requires_grad = False
+            encoder[name] = module
 
     def copy_online_to_momentum_encoder(self) -> None:
         """Make the momentum encoder a copy of the online network
         (parameters and buffers), after ``init_weights``."""
-        encoder = getattr(self, self.momentum_attr)
-        for part in ('backbone', 'neck'):
-            encoder[part].load_state_dict(getattr(self, part).state_dict())
+        for part, module in getattr(self, self.momentum_attr).items():
+            module.load_state_dict(getattr(self, part).state_dict())
 
     def online_momentum_params(
             self) -> Iterator[Tuple[str, torch.Tensor, torch.Tensor]]:
         """Pairs (name, online param, momentum param), parameters only."""
-        encoder = getattr(self, self.momentum_attr)
-        for part in ('backbone', 'neck'):
+        for part, module in getattr(self, self.momentum_attr).items():
             online = dict(getattr(self, part).named_parameters())
-            for name, m in encoder[part].named_parameters():
+            for name, m in module.named_parameters():
                 yield f'{part}.{name}', online[name], m
 
     @torch.no_grad()

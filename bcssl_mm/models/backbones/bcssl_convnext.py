@@ -404,6 +404,12 @@ class BCSSLConvNeXt(StrictPretrainedMixin, ConvNeXt):
             plain ConvNeXt. Keyword only.
         norm_eval (bool): Keep every BatchNorm in eval mode during training.
             Keyword only. Defaults to False.
+        map_indices (Sequence[int]): Entries of ``out_indices`` whose output
+            stays a normed feature map (N, C_i, H_i, W_i) even with
+            ``gap_before_final_norm``: SelfPatch takes its patch tokens from
+            the stage-3 map and its image feature from the pooled last
+            stage, in one forward. Negative values count from the end.
+            Keyword only. Defaults to ().
     """
     # NOTE: ConvNeXt.__init__ hard-codes its block class, so the trunk is built
     # here; forward, stage freezing and get_layer_depth are ConvNeXt's.
@@ -438,7 +444,8 @@ class BCSSLConvNeXt(StrictPretrainedMixin, ConvNeXt):
                  *,
                  kernel_size: int = 9,
                  dw_norm_cfg: Optional[dict] = dict(type='BN'),
-                 norm_eval: bool = False) -> None:
+                 norm_eval: bool = False,
+                 map_indices: Sequence[int] = ()) -> None:
         BaseBackbone.__init__(self, init_cfg=init_cfg)
         self.kernel_size = check_kernel_size(kernel_size)
         self.depths, self.channels = self._parse_arch(arch)
@@ -451,6 +458,12 @@ class BCSSLConvNeXt(StrictPretrainedMixin, ConvNeXt):
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
         self.gap_before_final_norm = gap_before_final_norm
+        self.map_indices = self._parse_out_indices(
+            list(map_indices), self.num_stages, 'map_indices')
+        if not set(self.map_indices) <= set(self.out_indices):
+            raise ValueError(
+                f'BCSSLConvNeXt: map_indices {tuple(map_indices)} must be '
+                f'among out_indices {self.out_indices}')
         self.deploy = False
 
         # stochastic depth rate grows linearly over all blocks
@@ -520,13 +533,15 @@ class BCSSLConvNeXt(StrictPretrainedMixin, ConvNeXt):
         return depths, channels
 
     @staticmethod
-    def _parse_out_indices(out_indices, num_stages: int) -> Tuple[int, ...]:
+    def _parse_out_indices(out_indices,
+                           num_stages: int,
+                           key: str = 'out_indices') -> Tuple[int, ...]:
         if isinstance(out_indices, int):
             out_indices = [out_indices]
         parsed = []
         for index in out_indices:
             if not -num_stages <= index < num_stages:
-                raise ValueError(f'BCSSLConvNeXt: out_indices entry {index} '
+                raise ValueError(f'BCSSLConvNeXt: {key} entry {index} '
                                  f'is out of range for {num_stages} stages')
             parsed.append(index % num_stages)
         return tuple(parsed)
@@ -535,7 +550,7 @@ class BCSSLConvNeXt(StrictPretrainedMixin, ConvNeXt):
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """mmpretrain ``ConvNeXt``'s forward: the outputs of the stages in
         ``out_indices``, each normed (pooled first if
-        ``gap_before_final_norm``).
+        ``gap_before_final_norm`` and the stage is not in ``map_indices``).
 
         Args:
             x (torch.Tensor): Images, (N, C_in, H, W).
@@ -547,7 +562,19 @@ class BCSSLConvNeXt(StrictPretrainedMixin, ConvNeXt):
         # by index (they are attributes ``norm{i}``, the names of
         # mmpretrain's checkpoints); BCSSLConvNeXtTimm scripts through its
         # own forward
-        return super().forward(x)
+        if not self.map_indices:
+            return super().forward(x)
+        outs = []
+        for i, stage in enumerate(self.stages):
+            x = stage(self.downsample_layers[i](x))
+            if i in self.out_indices:
+                norm_layer = getattr(self, f'norm{i}')
+                if self.gap_before_final_norm and i not in self.map_indices:
+                    outs.append(
+                        norm_layer(x.mean([-2, -1], keepdim=True)).flatten(1))
+                else:
+                    outs.append(norm_layer(x))
+        return tuple(outs)
 
     def train(self, mode: bool = True) -> 'BCSSLConvNeXt':
         super().train(mode)  # also re-freezes the frozen stages

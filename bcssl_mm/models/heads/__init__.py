@@ -1,4 +1,4 @@
-from .dino_head import DINOHead
+from .dino_head import DINOHead, PatchDINOHead
 from .mocov3_head import BCSSLMoCoV3Head
 
-__all__ = ['BCSSLMoCoV3Head', 'DINOHead']
+__all__ = ['BCSSLMoCoV3Head', 'DINOHead', 'PatchDINOHead']

@@ -475,7 +475,7 @@ def test_takes_mmpretrain_convnext_arguments_in_its_order():
     assert all(p.kind is p.KEYWORD_ONLY for p in ours[len(theirs):])
     assert {p.name
             for p in ours[len(theirs):]
-            } == {'kernel_size', 'dw_norm_cfg', 'norm_eval'}
+            } == {'kernel_size', 'dw_norm_cfg', 'norm_eval', 'map_indices'}
     model = BCSSLConvNeXt('atto', 1)  # in_channels, as in ConvNeXt
     assert model.downsample_layers[0][0].in_channels == 1
 
