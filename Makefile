@@ -6,6 +6,8 @@
 #               COCO bbox/segm table and the collector's results table
 #   make demo-mocov3  the same chain with MoCo v3 pretraining (k-NN, Mask
 #               R-CNN), beside the DINO demo's, and the collector's table
+#   make demo-selfpatch  the same chain with SelfPatch pretraining (DINO plus
+#               the patch-level loss on the stage-3 map), beside DINO's
 #   make test   set up .venv, run the test suite
 #   make lint   flake8, isort and yapf with OpenMMLab's settings (setup.cfg)
 VENV ?= .venv
@@ -32,9 +34,15 @@ MOCOV3_WORK_DIR := work_dirs/mocov3_bcssl-atto-k9_1xb32-coslr-10e_shapes
 MOCOV3_BASE := $(MOCOV3_WORK_DIR)/base.pth
 MOCOV3_DEMO_CONFIG := configs/mocov3/benchmarks/mask-rcnn_bcssl-atto-k9_fpn_1xb4-8e_shapes.py
 MOCOV3_DEMO_WORK_DIR := work_dirs/mask-rcnn_bcssl-atto-k9_fpn_1xb4-8e_shapes_mocov3
+# SelfPatch on the same data, backbone and budget (make demo-selfpatch)
+SELFPATCH_CONFIG := configs/selfpatch/selfpatch_bcssl-atto-k9_1xb32-coslr-10e_shapes.py
+SELFPATCH_WORK_DIR := work_dirs/selfpatch_bcssl-atto-k9_1xb32-coslr-10e_shapes
+SELFPATCH_TEACHER := $(SELFPATCH_WORK_DIR)/teacher.pth
+SELFPATCH_DEMO_CONFIG := configs/selfpatch/benchmarks/mask-rcnn_bcssl-atto-k9_fpn_1xb4-8e_shapes.py
+SELFPATCH_DEMO_WORK_DIR := work_dirs/mask-rcnn_bcssl-atto-k9_fpn_1xb4-8e_shapes_selfpatch
 
 .PHONY: env data demo demo-dino demo-dino-knn demo-dino-maskrcnn demo-eval \
-	demo-mocov3 demo-random-init test lint clean-demo
+	demo-mocov3 demo-selfpatch demo-random-init test lint clean-demo
 
 env:
 	@VENV=$(VENV) bash tools/install_env.sh
@@ -84,6 +92,27 @@ demo-mocov3: demo-dino-knn demo-dino-maskrcnn
 	$(PY) tools/analysis_tools/collect_results.py --root work_dirs \
 		--out work_dirs/results.md
 
+# SelfPatch beside DINO, same backbone, data and budget: pretraining, the
+# teacher's extraction (checked strictly against the config's backbone),
+# k-NN, Mask R-CNN; then the collector's table (the DINO steps are skipped
+# where `make demo` already ran them)
+demo-selfpatch: demo-dino-knn demo-dino-maskrcnn
+	$(PY) tools/train.py $(SELFPATCH_CONFIG) --work-dir $(SELFPATCH_WORK_DIR) \
+		--resume
+	$(PY) tools/model_converters/extract_backbone.py \
+		$$(cat $(SELFPATCH_WORK_DIR)/last_checkpoint) $(SELFPATCH_TEACHER) \
+		--force --config $(SELFPATCH_CONFIG)
+	$(PY) tools/benchmarks/knn_eval.py $(SELFPATCH_CONFIG) \
+		$(SELFPATCH_TEACHER) --dataset shapes_cls --num-workers 2 \
+		--work-dir $(SELFPATCH_WORK_DIR)/knn
+	$(PY) tools/train.py $(SELFPATCH_DEMO_CONFIG) \
+		--work-dir $(SELFPATCH_DEMO_WORK_DIR) --resume
+	$(PY) tools/test.py $(SELFPATCH_DEMO_CONFIG) \
+		$(SELFPATCH_DEMO_WORK_DIR)/last_checkpoint \
+		--work-dir $(SELFPATCH_DEMO_WORK_DIR)/test
+	$(PY) tools/analysis_tools/collect_results.py --root work_dirs \
+		--out work_dirs/results.md
+
 # the teacher against a random-init backbone: k-NN, linear probe (full
 # protocol and the cached-feature fast path), corrupted val
 demo-eval: demo-dino-knn
@@ -129,4 +158,5 @@ lint: env
 clean-demo:
 	rm -rf $(DINO_WORK_DIR) $(DEMO_WORK_DIR) $(RANDOM_WORK_DIR) \
 		$(RANDOM_EVAL_DIR) $(LINEAR_WORK_DIR) $(RANDOM_LINEAR_WORK_DIR) \
-		$(CORRUPTED_VAL) $(MOCOV3_WORK_DIR) $(MOCOV3_DEMO_WORK_DIR)
+		$(CORRUPTED_VAL) $(MOCOV3_WORK_DIR) $(MOCOV3_DEMO_WORK_DIR) \
+		$(SELFPATCH_WORK_DIR) $(SELFPATCH_DEMO_WORK_DIR)

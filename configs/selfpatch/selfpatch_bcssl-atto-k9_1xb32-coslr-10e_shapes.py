@@ -9,7 +9,6 @@
 # runs it, then k-NN, Mask R-CNN and the collector's table.
 _base_ = '../dino/dino_bcssl-atto-k9_1xb32-coslr-10e_shapes.py'
 
-patch_out_dim = 256
 model = dict(
     type='SelfPatch',
     backbone=dict(out_indices=(2, 3), map_indices=(2, )),
@@ -21,9 +20,8 @@ model = dict(
     patch_neck=dict(
         type='DINONeck',
         in_channels=160,
-        out_channels=patch_out_dim,
+        out_channels=256,
         hidden_channels=512,
         bottleneck_channels=128),
     patch_head=dict(
-        type='PatchDINOHead',
-        loss=dict(type='PatchDINOLoss', out_dim=patch_out_dim)))
+        type='PatchDINOHead', loss=dict(type='PatchDINOLoss', out_dim=256)))

@@ -128,3 +128,33 @@ model = dict(
     with pytest.raises(ValueError, match='--compare-reference is for DINO'):
         bench.main(bench.get_args_parser().parse_args(
             ['--config', str(path), '--compare-reference']))
+
+
+def test_selfpatch_run_times_the_dino_step_with_the_patch_task(capsys):
+    """The SelfPatch demo config (tiny sizes) is timed as a DINO step; the
+    reference loop is DINO's only."""
+    config = str(ROOT / 'configs' / 'selfpatch' /
+                 'selfpatch_bcssl-atto-k9_1xb32-coslr-10e_shapes.py')
+    args = bench.get_args_parser().parse_args([
+        '--config', config, '--batch-size', '2', '--num-local-crops', '2',
+        '--global-size', '64', '--local-size', '32', '--warmup', '0',
+        '--repeats', '2', '--freeze-last-layer', '--baseline', DEMO
+    ])
+    r = bench.main(args)
+    assert (r['algorithm'], r['crops']) == ('SelfPatch', '2x64 + 2x32')
+    # the plain DINO demo config timed on the same batch, interleaved
+    assert r['baseline_algorithm'] == 'DINO'
+    assert r['baseline_ratio'] == pytest.approx(r['s_per_iter'] /
+                                                r['baseline_s_per_iter'])
+    assert len(r['losses']) == len(r['baseline_losses']) == 2
+    model = bench.build(args)[0]
+    trained = sum(p.numel() for n, p in model.named_parameters()
+                  if not n.startswith('teacher.'))
+    assert r['student_params_m'] == pytest.approx(trained / 1e6)
+    assert 'SelfPatch, BCSSLConvNeXt k9' in capsys.readouterr().out
+    with pytest.raises(ValueError, match='not both'):
+        bench.main(bench.get_args_parser().parse_args(
+            ['--config', config, '--compare-reference', '--baseline', DEMO]))
+    with pytest.raises(ValueError, match='is SelfPatch'):
+        bench.main(bench.get_args_parser().parse_args(
+            ['--config', config, '--compare-reference']))

@@ -1,4 +1,5 @@
-"""Pretraining throughput (images/s) and peak memory: DINO or MoCo v3.
+"""Pretraining throughput (images/s) and peak memory: DINO, SelfPatch or
+MoCo v3.
 
 Times full training steps of a DINO or MoCo v3 config. MoCo v3
 (``BCSSLMoCoV3``, e.g.
@@ -12,7 +13,11 @@ k9 recipe, ``configs/dino/dino_bcssl-t-k9_8xb64-amp-coslr-100e_in1k.py``):
 data preprocessing, the teacher forward on the 2 global crops, the student
 forward on all 2 + N crops (one backbone call per resolution), the loss and
 center update, backward, per-tensor clipping, the optimizer step and the
-teacher's EMA update (what ``DINOHook`` does after each step). The input is
+teacher's EMA update (what ``DINOHook`` does after each step). SelfPatch
+(e.g. ``configs/selfpatch/selfpatch_vit-s-p16_8xb128-amp-coslr-200e_in1k.py``)
+is timed as DINO, its teacher on all crops and the patch loss included, so
+that two runs (a DINO and a SelfPatch config of the same backbone) give the
+cost of the patch task. The input is
 a synthetic batch of ``--batch-size`` images already cut into 2 global
 (``--global-size``) and ``--num-local-crops`` local (``--local-size``) crops,
 so the data pipeline is not timed (``DINOMultiCrop`` costs about 60 ms per
@@ -36,11 +41,21 @@ largest difference between the two loops' losses (0 while they agree).
 ``--profile`` prints, for one step of each loop, the operators with the most
 self CPU time (``torch.profiler``). The peak memory then covers both loops.
 
+``--baseline CONFIG`` builds a second config (e.g. the plain DINO config of
+the backbone a SelfPatch config trains) on the same synthetic batch and
+times its steps interleaved with the first config's (A B, B A, ...), so that
+both see the same machine state; it prints both medians and their ratio.
+The peak memory then covers both models: take each model's peak from a run
+of its own.
+
     python tools/analysis_tools/benchmark_pretrain.py [--batch-size 4]
         [--num-local-crops 8] [--warmup 1] [--repeats 3]
         [--device cuda --amp --batch-size 64] [--config CONFIG]
         [--compare-reference [--freeze-last-layer] [--profile]]
         [--cfg-options KEY=VALUE ...]
+    python tools/analysis_tools/benchmark_pretrain.py --config \
+        configs/selfpatch/selfpatch_vit-s-p16_8xb128-amp-coslr-200e_in1k.py \
+        --baseline configs/dino/dino_vit-s-p16_8xb64-amp-coslr-100e_in1k.py
     python tools/analysis_tools/benchmark_pretrain.py --config \
         configs/mocov3/mocov3_vit-s-p16_16xb256-amp-coslr-300e_in1k.py
 """
@@ -73,6 +88,13 @@ MOCOV3_MOMENTUM = 0.99
 
 def is_mocov3(model: nn.Module) -> bool:
     return hasattr(model, 'update_momentum_encoder')
+
+
+def algorithm_name(model: nn.Module) -> str:
+    """'MoCo v3', 'SelfPatch' (DINO plus the patch loss) or 'DINO'."""
+    if is_mocov3(model):
+        return 'MoCo v3'
+    return 'SelfPatch' if hasattr(model, 'patch_head') else 'DINO'
 
 
 class ReferenceDINO:
@@ -216,6 +238,11 @@ def get_args_parser() -> argparse.ArgumentParser:
         help='also time official DINO\'s loop in plain PyTorch, '
         'interleaved, and print the ratio')
     parser.add_argument(
+        '--baseline',
+        metavar='CONFIG',
+        help='also time this config\'s steps, interleaved, and print the '
+        'ratio (e.g. plain DINO against SelfPatch)')
+    parser.add_argument(
         '--profile',
         action='store_true',
         help='with --compare-reference: top operators by self CPU time of '
@@ -240,6 +267,8 @@ def check_args(args: argparse.Namespace) -> None:
                          'not what training uses)')
     if args.compare_reference and args.amp:
         raise ValueError('--compare-reference runs fp32 only (no --amp)')
+    if args.compare_reference and args.baseline:
+        raise ValueError('give --compare-reference or --baseline, not both')
     if args.profile and not args.compare_reference:
         raise ValueError('--profile needs --compare-reference')
 
@@ -301,9 +330,9 @@ def build(args: argparse.Namespace) -> tuple:
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         model = revert_sync_batchnorm(MODELS.build(cfg.model))
         mocov3 = is_mocov3(model)
-        if args.compare_reference and mocov3:
+        if args.compare_reference and algorithm_name(model) != 'DINO':
             raise ValueError('--compare-reference is for DINO configs; '
-                             f'{args.config} is MoCo v3')
+                             f'{args.config} is {algorithm_name(model)}')
         model.init_weights()
         model = model.to(device).train()
         ow_cfg = cfg.optim_wrapper.to_dict()
@@ -349,7 +378,7 @@ def measure(args: argparse.Namespace) -> dict:
     mocov3 = is_mocov3(model)
     result = dict(
         config=args.config,
-        algorithm='MoCo v3' if mocov3 else 'DINO',
+        algorithm=algorithm_name(model),
         backbone=type(model.backbone).__name__,
         kernel_size=getattr(model.backbone, 'kernel_size', None),
         device=str(device),
@@ -387,6 +416,22 @@ def measure(args: argparse.Namespace) -> dict:
                 name: profile_table(fn)
                 for name, fn in steps.items()
             }
+    elif args.baseline:
+        base_model, base_ow, _, base_data = build(
+            argparse.Namespace(**dict(vars(args), config=args.baseline)))
+        steps = dict(
+            toolkit=lambda: step()['loss'],
+            baseline=lambda: toolkit_step(base_model, base_ow, base_data, args.
+                                          freeze_last_layer))
+        timed = time_interleaved(steps, device, args.warmup, args.repeats,
+                                 args.seed)
+        times, losses = timed['toolkit']
+        result.update(
+            baseline=args.baseline,
+            baseline_algorithm=algorithm_name(base_model),
+            baseline_s_per_iter=median_and_spread(timed['baseline'][0])[0],
+            baseline_spread=median_and_spread(timed['baseline'][0])[1],
+            baseline_losses=timed['baseline'][1])
     else:
         times, losses = time_train_steps(step, device, args.warmup,
                                          args.repeats, result['algorithm'])
@@ -400,6 +445,8 @@ def measure(args: argparse.Namespace) -> dict:
         losses=losses)
     if args.compare_reference:
         result['ratio'] = median / result['ref_s_per_iter']
+    if args.baseline:
+        result['baseline_ratio'] = median / result['baseline_s_per_iter']
     return result
 
 
@@ -434,6 +481,21 @@ def format_result(r: dict) -> str:
             f"| ratio | {r['ratio']:.3f} |",
             '',
             f"largest loss difference {r['max_loss_diff']:.2e}",
+        ]
+    if 'baseline_ratio' in r:
+        lines += [
+            '',
+            f"interleaved with {r['baseline']} ({r['baseline_algorithm']}), "
+            'same batch:',
+            '',
+            '| config | s/iter | spread |',
+            '|---|---|---|',
+            f"| {r['algorithm']} | {r['s_per_iter']:.3f} | "
+            f"{100 * r['spread']:.0f}% |",
+            f"| {r['baseline_algorithm']} (baseline) | "
+            f"{r['baseline_s_per_iter']:.3f} | "
+            f"{100 * r['baseline_spread']:.0f}% |",
+            f"| ratio | {r['baseline_ratio']:.3f} | |",
         ]
     for name, table in r.get('profiles', {}).items():
         lines += ['', f'{name}: one step by self CPU time', table]

@@ -1,4 +1,4 @@
-"""Extract one backbone of a bcssl_mm DINO or MoCo v3 checkpoint.
+"""Extract one backbone of a bcssl_mm DINO, SelfPatch or MoCo v3 checkpoint.
 
 The hand-off from every pretraining of the toolkit to every downstream tool
 (Mask R-CNN, the linear probe, k-NN): whatever the algorithm and whatever
@@ -18,7 +18,9 @@ is told by the state-dict keys:
   ``head.loss_module.center`` the loss centre. ``--part teacher`` (default)
   or ``student``. The teacher is the default because it is what DINO
   evaluates and transfers (its k-NN, linear probe and the paper's Mask
-  R-CNN).
+  R-CNN). SelfPatch (a DINO) has the same layout plus
+  ``[teacher.]aggregator.*``, ``[teacher.]patch_neck.*`` and
+  ``patch_head.loss_module.center``, which are dropped with the heads.
 - MoCo v3 (``BCSSLMoCoV3``, keys ``momentum_encoder.backbone.*``):
   ``backbone.*`` and ``neck.*`` are the base encoder and its projector,
   ``head.predictor.*`` the predictor, ``momentum_encoder.backbone.*`` and

@@ -29,8 +29,9 @@ class DINOHook(MomentumScheduleHook):
     first ``freeze_last_layer_epochs`` epochs, hands the projection heads'
     last layers (``model.last_layers()``) to the optimizer wrapper as frozen
     (their gradients are dropped). After the step: updates the teacher with
-    the momentum of that iteration. All values are functions of the runner's epoch and iteration,
-    so a resumed run continues the schedules exactly. Paper:
+    the momentum of that iteration. All values are functions of the
+    runner's epoch and iteration, so a resumed run continues the schedules
+    exactly. Paper:
     https://arxiv.org/abs/2104.14294; values of docs/recipes.md §2.
 
     With plain BN on several processes it also averages the BN running

@@ -19,7 +19,6 @@
 # instead, and the last stage then gets no gradient.
 _base_ = './dino_bcssl-t-k9.py'
 
-patch_out_dim = 4096
 model = dict(
     type='SelfPatch',
     backbone=dict(out_indices=(2, 3), map_indices=(2, )),
@@ -39,7 +38,7 @@ model = dict(
     patch_neck=dict(
         type='DINONeck',
         in_channels=384,
-        out_channels=patch_out_dim,
+        out_channels=4096,
         hidden_channels=2048,
         bottleneck_channels=256,
         num_layers=3,
@@ -48,6 +47,6 @@ model = dict(
         type='PatchDINOHead',
         loss=dict(
             type='PatchDINOLoss',
-            out_dim=patch_out_dim,
+            out_dim=4096,
             student_temp=0.1,
             center_momentum=0.9)))
