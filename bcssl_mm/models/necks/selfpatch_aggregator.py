@@ -231,8 +231,9 @@ class SelfPatchAggregator(BaseModule):
 
     def init_weights(self) -> None:
         super().init_weights()
-        if self.init_cfg is not None and \
-                self.init_cfg.get('type') != 'Pretrained':
+        pretrained = isinstance(self.init_cfg, dict) and \
+            self.init_cfg.get('type') == 'Pretrained'
+        if not pretrained:  # official: truncated normal, std 0.02
             trunc_normal_(self.cls_token, std=.02)
 
     def _attend(self,

@@ -211,6 +211,18 @@ def test_aggregates_pool_the_chosen_neighbours_only():
             torch.testing.assert_close(out[b, p], expected)
 
 
+@pytest.mark.parametrize(
+    'init_cfg',
+    [None, dict(type='TruncNormal', layer='Linear', std=.02, bias=0.)])
+def test_learned_token_starts_truncated_normal(init_cfg):
+    torch.manual_seed(0)
+    agg = SelfPatchAggregator(256, 2, init_cfg=init_cfg)
+    agg.init_weights()
+    token = agg.cls_token.detach()
+    # std 0.02; bounds +-2 absolute, as timm's (and official SelfPatch's) call
+    assert 0.015 < token.std() < 0.025 and token.abs().max() <= 2
+
+
 def test_aggregator_grid_comes_from_the_map():
     agg = SelfPatchAggregator(4, 2)
     agg.init_weights()
