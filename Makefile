@@ -8,6 +8,9 @@
 #               R-CNN), beside the DINO demo's, and the collector's table
 #   make demo-selfpatch  the same chain with SelfPatch pretraining (DINO plus
 #               the patch-level loss on the stage-3 map), beside DINO's
+#   make demo-maelite  MAE pretraining of a small ViT, of a larger one, then
+#               D-MAE-Lite distillation of the larger into the small one;
+#               k-NN of each and the collector's table
 #   make test   set up .venv, run the test suite
 #   make lint   flake8, isort and yapf with OpenMMLab's settings (setup.cfg)
 VENV ?= .venv
@@ -40,9 +43,19 @@ SELFPATCH_WORK_DIR := work_dirs/selfpatch_bcssl-atto-k9_1xb32-coslr-10e_shapes
 SELFPATCH_TEACHER := $(SELFPATCH_WORK_DIR)/teacher.pth
 SELFPATCH_DEMO_CONFIG := configs/selfpatch/benchmarks/mask-rcnn_bcssl-atto-k9_fpn_1xb4-8e_shapes.py
 SELFPATCH_DEMO_WORK_DIR := work_dirs/mask-rcnn_bcssl-atto-k9_fpn_1xb4-8e_shapes_selfpatch
+# MAE-Lite on the same images (make demo-maelite): a small ViT, a larger one
+# (the teacher), and the small one distilled from it
+MAE_CONFIG := configs/maelite/maelite_vit-pico-p16_1xb32-coslr-100e_shapes.py
+MAE_WORK_DIR := work_dirs/maelite_vit-pico-p16_1xb32-coslr-100e_shapes
+MAE_TEACHER_CONFIG := configs/maelite/maelite_vit-nano-p16_1xb32-coslr-100e_shapes.py
+MAE_TEACHER_WORK_DIR := work_dirs/maelite_vit-nano-p16_1xb32-coslr-100e_shapes
+DMAE_CONFIG := configs/maelite/dmaelite_vit-pico-p16_1xb32-coslr-100e_shapes.py
+DMAE_WORK_DIR := work_dirs/dmaelite_vit-pico-p16_1xb32-coslr-100e_shapes
+MAE_RANDOM_NAME := random_vit-pico-p16_init_shapes
 
 .PHONY: env data demo demo-dino demo-dino-knn demo-dino-maskrcnn demo-eval \
-	demo-mocov3 demo-selfpatch demo-random-init test lint clean-demo
+	demo-mocov3 demo-selfpatch demo-maelite demo-random-init test lint \
+	clean-demo
 
 env:
 	@VENV=$(VENV) bash tools/install_env.sh
@@ -113,6 +126,39 @@ demo-selfpatch: demo-dino-knn demo-dino-maskrcnn
 	$(PY) tools/analysis_tools/collect_results.py --root work_dirs \
 		--out work_dirs/results.md
 
+# MAE-Lite: MAE of the small ViT, MAE of the larger teacher, D-MAE-Lite of
+# the small ViT from that teacher; each encoder extracted (checked strictly)
+# and evaluated by k-NN beside a random-init small ViT; the collector's table
+demo-maelite: data
+	$(PY) tools/train.py $(MAE_CONFIG) --work-dir $(MAE_WORK_DIR) --resume
+	$(PY) tools/model_converters/extract_backbone.py \
+		$$(cat $(MAE_WORK_DIR)/last_checkpoint) $(MAE_WORK_DIR)/encoder.pth \
+		--force --config $(MAE_CONFIG)
+	$(PY) tools/benchmarks/knn_eval.py $(MAE_CONFIG) \
+		$(MAE_WORK_DIR)/encoder.pth --dataset shapes_cls --num-workers 2 \
+		--work-dir $(MAE_WORK_DIR)/knn
+	$(PY) tools/train.py $(MAE_TEACHER_CONFIG) \
+		--work-dir $(MAE_TEACHER_WORK_DIR) --resume
+	$(PY) tools/model_converters/extract_backbone.py \
+		$$(cat $(MAE_TEACHER_WORK_DIR)/last_checkpoint) \
+		$(MAE_TEACHER_WORK_DIR)/encoder.pth --force \
+		--config $(MAE_TEACHER_CONFIG)
+	$(PY) tools/benchmarks/knn_eval.py $(MAE_TEACHER_CONFIG) \
+		$(MAE_TEACHER_WORK_DIR)/encoder.pth --dataset shapes_cls \
+		--num-workers 2 --work-dir $(MAE_TEACHER_WORK_DIR)/knn
+	$(PY) tools/train.py $(DMAE_CONFIG) --work-dir $(DMAE_WORK_DIR) --resume
+	$(PY) tools/model_converters/extract_backbone.py \
+		$$(cat $(DMAE_WORK_DIR)/last_checkpoint) $(DMAE_WORK_DIR)/encoder.pth \
+		--force --config $(DMAE_CONFIG)
+	$(PY) tools/benchmarks/knn_eval.py $(DMAE_CONFIG) \
+		$(DMAE_WORK_DIR)/encoder.pth --dataset shapes_cls --num-workers 2 \
+		--work-dir $(DMAE_WORK_DIR)/knn
+	$(PY) tools/benchmarks/knn_eval.py $(MAE_CONFIG) --dataset shapes_cls \
+		--num-workers 2 --pretrain-name $(MAE_RANDOM_NAME) \
+		--work-dir work_dirs/$(MAE_RANDOM_NAME)/knn
+	$(PY) tools/analysis_tools/collect_results.py --root work_dirs \
+		--out work_dirs/results.md
+
 # the teacher against a random-init backbone: k-NN, linear probe (full
 # protocol and the cached-feature fast path), corrupted val
 demo-eval: demo-dino-knn
@@ -159,4 +205,5 @@ clean-demo:
 	rm -rf $(DINO_WORK_DIR) $(DEMO_WORK_DIR) $(RANDOM_WORK_DIR) \
 		$(RANDOM_EVAL_DIR) $(LINEAR_WORK_DIR) $(RANDOM_LINEAR_WORK_DIR) \
 		$(CORRUPTED_VAL) $(MOCOV3_WORK_DIR) $(MOCOV3_DEMO_WORK_DIR) \
-		$(SELFPATCH_WORK_DIR) $(SELFPATCH_DEMO_WORK_DIR)
+		$(SELFPATCH_WORK_DIR) $(SELFPATCH_DEMO_WORK_DIR) $(MAE_WORK_DIR) \
+		$(MAE_TEACHER_WORK_DIR) $(DMAE_WORK_DIR) work_dirs/$(MAE_RANDOM_NAME)

@@ -118,7 +118,10 @@ def build_eval_backbone(model_cfg: dict,
             state_dict,
             checkpoint,
             prefix=backbone_prefix(state_dict, part))
-    return backbone.eval()
+    # NOTE: mmpretrain's BaseBackbone.train returns None (ViT, ResNet), so
+    # ``backbone.eval()`` is not chained
+    backbone.eval()
+    return backbone
 
 
 def shard_range(num: int, rank: int, world_size: int) -> Tuple[int, int]:

@@ -158,3 +158,27 @@ def test_selfpatch_run_times_the_dino_step_with_the_patch_task(capsys):
     with pytest.raises(ValueError, match='is SelfPatch'):
         bench.main(bench.get_args_parser().parse_args(
             ['--config', config, '--compare-reference']))
+
+
+def test_mae_and_dmae_lite_steps_are_timed_interleaved():
+    """The pico demo configs at 32 px: D-MAE-Lite against plain MAE on the
+    same batch, its teacher at a random init (no checkpoint needed)."""
+    configs = ROOT / 'configs' / 'maelite'
+    args = bench.get_args_parser().parse_args([
+        '--config',
+        str(configs / 'dmaelite_vit-pico-p16_1xb32-coslr-100e_shapes.py'),
+        '--baseline',
+        str(configs / 'maelite_vit-pico-p16_1xb32-coslr-100e_shapes.py'),
+        '--batch-size', '2', '--global-size', '96', '--warmup', '0',
+        '--repeats', '2'
+    ])
+    r = bench.main(args)
+    assert (r['algorithm'], r['baseline_algorithm']) == ('D-MAE-Lite', 'MAE')
+    assert r['crops'] == '1x96'
+    assert r['baseline_ratio'] == pytest.approx(r['s_per_iter'] /
+                                                r['baseline_s_per_iter'])
+    # the trained parameters exclude the frozen teacher
+    model = bench.build(args)[0]
+    trained = sum(p.numel() for n, p in model.named_parameters()
+                  if not n.startswith('teacher.'))
+    assert r['student_params_m'] == pytest.approx(trained / 1e6)

@@ -1,15 +1,20 @@
-"""Pretraining throughput (images/s) and peak memory: DINO, SelfPatch or
-MoCo v3.
+"""Pretraining throughput (images/s) and peak memory: DINO, SelfPatch,
+MoCo v3, MAE or D-MAE-Lite.
 
-Times full training steps of a DINO or MoCo v3 config. MoCo v3
+Times full training steps of a pretraining config. MoCo v3
 (``BCSSLMoCoV3``, e.g.
 ``configs/mocov3/mocov3_bcssl-t-k9_16xb256-amp-coslr-300e_in1k.py``): two
 ``--global-size`` views, the base encoder and predictor on each, the
 momentum encoder's EMA update (momentum 0.99) and its forward on each, the
 symmetric loss, backward and the optimizer step; ``--num-local-crops`` and
-``--local-size`` do not apply. DINO: full DINO training steps of a config
-(default: the paper's BC-SSL-T
-k9 recipe, ``configs/dino/dino_bcssl-t-k9_8xb64-amp-coslr-100e_in1k.py``):
+``--local-size`` do not apply. MAE and D-MAE-Lite (e.g.
+``configs/maelite/maelite_vit-tiny-p16_8xb512-amp-coslr-400e_in1k.py``): one
+``--global-size`` image per sample, the masked encoder, the decoder, the loss
+(D-MAE-Lite: the teacher on the same visible patches and the attention
+loss; the teacher keeps a random initialisation here, which costs the same
+as its checkpoint), backward and the step. DINO: full DINO training steps
+of a config (default: the paper's BC-SSL-T k9 recipe,
+``configs/dino/dino_bcssl-t-k9_8xb64-amp-coslr-100e_in1k.py``):
 data preprocessing, the teacher forward on the 2 global crops, the student
 forward on all 2 + N crops (one backbone call per resolution), the loss and
 center update, backward, per-tensor clipping, the optimizer step and the
@@ -71,6 +76,7 @@ from mmengine.config import Config, DictAction
 from mmengine.model import revert_sync_batchnorm
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DefaultScope
+from mmpretrain.models import MAE
 from mmpretrain.registry import MODELS
 
 import bcssl_mm  # noqa: F401
@@ -90,10 +96,18 @@ def is_mocov3(model: nn.Module) -> bool:
     return hasattr(model, 'update_momentum_encoder')
 
 
+def is_mae(model: nn.Module) -> bool:
+    """mmpretrain's ``MAE`` or its subclass ``DMAELite``."""
+    return isinstance(model, MAE)
+
+
 def algorithm_name(model: nn.Module) -> str:
-    """'MoCo v3', 'SelfPatch' (DINO plus the patch loss) or 'DINO'."""
+    """'MoCo v3', 'MAE', 'D-MAE-Lite', 'SelfPatch' (DINO plus the patch
+    loss) or 'DINO'."""
     if is_mocov3(model):
         return 'MoCo v3'
+    if is_mae(model):
+        return 'D-MAE-Lite' if hasattr(model, 'attn_adapter') else 'MAE'
     return 'SelfPatch' if hasattr(model, 'patch_head') else 'DINO'
 
 
@@ -326,6 +340,9 @@ def build(args: argparse.Namespace) -> tuple:
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
+    if cfg.model.get('teacher_checkpoint'):
+        # NOTE: a D-MAE-Lite teacher costs the same with random weights
+        cfg.model.teacher_checkpoint = None
     torch.manual_seed(args.seed)
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         model = revert_sync_batchnorm(MODELS.build(cfg.model))
@@ -335,13 +352,18 @@ def build(args: argparse.Namespace) -> tuple:
                              f'{args.config} is {algorithm_name(model)}')
         model.init_weights()
         model = model.to(device).train()
+        mae = is_mae(model)
         ow_cfg = cfg.optim_wrapper.to_dict()
         if not args.amp:
-            ow_cfg['type'] = 'OptimWrapper' if mocov3 else 'DINOOptimWrapper'
+            ow_cfg['type'] = 'OptimWrapper' if (mocov3
+                                                or mae) else 'DINOOptimWrapper'
             ow_cfg.pop('loss_scale', None)
         optim_wrapper = build_optim_wrapper(model, ow_cfg)
-    views = [v.to(device) for v in synthetic_views(args, mocov3)]
-    data = dict(inputs=views, data_samples=[None] * args.batch_size)
+    views = [v.to(device) for v in synthetic_views(args, mocov3 or mae)]
+    # MAE: one view, the batch tensor itself
+    data = dict(
+        inputs=views[0] if mae else views,
+        data_samples=[None] * args.batch_size)
     return model, optim_wrapper, ow_cfg, data
 
 
@@ -349,6 +371,8 @@ def toolkit_step(model: nn.Module, optim_wrapper, data: dict,
                  freeze_last_layer: bool) -> float:
     """What the runner does for one iteration with ``DINOHook`` (first
     epoch if ``freeze_last_layer``) or ``MoCoV3Hook``; returns the loss."""
+    if is_mae(model):
+        return model.train_step(data, optim_wrapper)['loss'].item()
     if is_mocov3(model):
         set_step_momentum(MOCOV3_MOMENTUM)
         return model.train_step(data, optim_wrapper)['loss'].item()
@@ -385,7 +409,8 @@ def measure(args: argparse.Namespace) -> dict:
         threads=torch.get_num_threads(),
         amp=args.amp,
         batch_size=args.batch_size,
-        crops=f'2x{args.global_size}' if mocov3 else
+        crops=f'1x{args.global_size}'
+        if is_mae(model) else f'2x{args.global_size}' if mocov3 else
         f'2x{args.global_size} + {args.num_local_crops}x{args.local_size}',
         freeze_last_layer=args.freeze_last_layer,
         warmup=args.warmup,

@@ -1,4 +1,5 @@
-"""Extract one backbone of a bcssl_mm DINO, SelfPatch or MoCo v3 checkpoint.
+"""Extract one backbone of a bcssl_mm DINO, SelfPatch, MoCo v3, MAE or
+D-MAE-Lite checkpoint.
 
 The hand-off from every pretraining of the toolkit to every downstream tool
 (Mask R-CNN, the linear probe, k-NN): whatever the algorithm and whatever
@@ -29,6 +30,11 @@ is told by the state-dict keys:
   what official MoCo v3 evaluates and transfers: its ``main_lincls.py`` and
   ``convert_to_deit.py`` keep the ``base_encoder`` weights; the momentum
   encoder, an EMA of it, only makes the contrastive keys.
+- MAE (mmpretrain ``MAE``) and D-MAE-Lite (``DMAELite``), keys
+  ``neck.decoder_embed.*``: ``backbone.*`` is the encoder, ``neck.*`` the
+  decoder and, for D-MAE-Lite, ``teacher.*`` the frozen teacher encoder and
+  ``attn_adapter.*`` the head adapter. ``--part encoder`` (default: what is
+  fine-tuned and transferred) or ``teacher`` (D-MAE-Lite only).
 
 Checks before the output is written (atomically: a temporary file renamed
 into place, so that no unverified file carries the output's name):
@@ -109,6 +115,8 @@ ALGORITHMS = (
               dict(teacher='teacher.backbone.', student='backbone.')),
     Algorithm('mocov3', 'MoCo v3', 'momentum_encoder.backbone.',
               dict(base='backbone.', momentum='momentum_encoder.backbone.')),
+    Algorithm('mae', 'MAE / D-MAE-Lite', 'neck.decoder_embed.',
+              dict(encoder='backbone.', teacher='teacher.')),
 )
 PARTS = sorted({p for a in ALGORITHMS for p in a.parts})
 # copied from the source checkpoint's meta, when present
@@ -117,15 +125,15 @@ META_KEYS = ('epoch', 'iter', 'experiment_name')
 
 def get_args_parser() -> argparse.ArgumentParser:
     parser = converter_args_parser(
-        __doc__, 'DINO or MoCo v3 checkpoint of bcssl_mm (mmengine)',
-        'output backbone checkpoint')
+        __doc__, 'DINO, SelfPatch, MoCo v3, MAE or D-MAE-Lite checkpoint of '
+        'bcssl_mm (mmengine)', 'output backbone checkpoint')
     parser.add_argument(
         '--part',
         choices=PARTS,
         help='which backbone to extract: DINO teacher (default: what DINO '
         'evaluates and transfers) or student; MoCo v3 base (default: what '
         "official MoCo v3's main_lincls.py and convert_to_deit.py load) or "
-        'momentum')
+        'momentum; MAE / D-MAE-Lite encoder (default) or teacher')
     parser.add_argument(
         '--config',
         help='the pretraining config: load the output strictly into its '
@@ -163,17 +171,17 @@ def detect_algorithm(state_dict: dict, source: str,
         f'{expected}; first keys: {first_keys(state_dict)}.{hint}')
 
 
-def build_config_backbone(config: str) -> nn.Module:
-    """Build ``model.backbone`` of ``config`` without its ``init_cfg``.
+def build_config_backbone(config: str, key: str = 'backbone') -> nn.Module:
+    """Build ``model.<key>`` of ``config`` without its ``init_cfg``.
 
     Raises:
-        ConversionError: The config has no ``model.backbone``, or it does
+        ConversionError: The config has no ``model.<key>``, or it does
             not build.
     """
     cfg = Config.fromfile(config)
-    backbone_cfg = cfg.get('model', {}).get('backbone')
+    backbone_cfg = cfg.get('model', {}).get(key)
     if not isinstance(backbone_cfg, dict):
-        raise ConversionError(f'{config}: no model.backbone to check against')
+        raise ConversionError(f'{config}: no model.{key} to check against')
     backbone_cfg = copy.deepcopy(backbone_cfg)
     # NOTE: built at its initialisation; the output is loaded into it next
     backbone_cfg.pop('init_cfg', None)
@@ -182,18 +190,21 @@ def build_config_backbone(config: str) -> nn.Module:
         with DefaultScope.overwrite_default_scope(scope):
             return MODELS.build(backbone_cfg)
     except (KeyError, TypeError, ValueError) as e:
-        raise ConversionError(f'{config}: model.backbone does not build: {e}')
+        raise ConversionError(f'{config}: model.{key} does not build: {e}')
 
 
-def check_against_config(state_dict: StateDict, config: str, source: str,
-                         dst: str) -> None:
-    """Load ``state_dict`` (``backbone.*``) strictly into the backbone of
-    ``config``.
+def check_against_config(state_dict: StateDict,
+                         config: str,
+                         source: str,
+                         dst: str,
+                         key: str = 'backbone') -> None:
+    """Load ``state_dict`` (``backbone.*``) strictly into ``model.<key>`` of
+    ``config`` (the backbone; a D-MAE-Lite teacher: ``teacher``).
 
     Raises:
         ConversionError: Keys or shapes differ; the message lists them all.
     """
-    backbone = build_config_backbone(config)
+    backbone = build_config_backbone(config, key)
     name = type(backbone).__name__
     try:
         load_state_dict_strict(
@@ -201,10 +212,10 @@ def check_against_config(state_dict: StateDict, config: str, source: str,
     except CheckpointMismatchError as e:
         raise ConversionError(
             f'the extracted backbone does not load strictly into the {name} '
-            f'of {config} (model.backbone); nothing was written to {dst}:\n'
+            f'of {config} (model.{key}); nothing was written to {dst}:\n'
             f'{e}') from None
     print(f'verified: loads strictly into the {name} of {config} '
-          "(model.backbone, load_state_dict_strict, prefix 'backbone.')")
+          f"(model.{key}, load_state_dict_strict, prefix 'backbone.')")
 
 
 def main(args: argparse.Namespace) -> None:
@@ -248,7 +259,9 @@ def main(args: argparse.Namespace) -> None:
             for k in META_KEYS if isinstance(src_meta.get(k), (int, str))
         })
     if args.config is not None:
-        check_against_config(out, args.config, args.src, args.dst)
+        key = 'teacher' if (algorithm.name,
+                            part) == ('mae', 'teacher') else 'backbone'
+        check_against_config(out, args.config, args.src, args.dst, key)
         meta['config'] = args.config
     if infer_bcssl_convnext_cfg(out) is not None:
         save_bcssl_convnext_checkpoint(

@@ -1,8 +1,10 @@
 from .bcssl_convnext import BCSSLConvNeXt, BCSSLConvNeXtBlock
+from .mae_vit import AttnMAEViT, MaskedEncoding, layer_forward_with_attention
 from .strict_pretrained import (StrictPretrainedMixin, StrictResNet,
                                 StrictSwinTransformer, StrictVisionTransformer)
 
 __all__ = [
-    'BCSSLConvNeXt', 'BCSSLConvNeXtBlock', 'StrictPretrainedMixin',
-    'StrictResNet', 'StrictSwinTransformer', 'StrictVisionTransformer'
+    'AttnMAEViT', 'BCSSLConvNeXt', 'BCSSLConvNeXtBlock', 'MaskedEncoding',
+    'StrictPretrainedMixin', 'StrictResNet', 'StrictSwinTransformer',
+    'StrictVisionTransformer', 'layer_forward_with_attention'
 ]
