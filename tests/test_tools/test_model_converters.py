@@ -30,7 +30,8 @@ convnext = load_tool('model_converters/convnext_to_bcssl.py')
 CONVERTERS = dict(
     extract_backbone=extract,
     bcssl_fork_to_mmpretrain=fork,
-    convnext_to_bcssl=convnext)
+    convnext_to_bcssl=convnext,
+    mae_to_mmpretrain=load_tool('model_converters/mae_to_mmpretrain.py'))
 # the demo's DINO pretraining config: atto, k9, BN
 DINO_DEMO_CONFIG = str(ROOT / 'configs' / 'dino' /
                        'dino_bcssl-atto-k9_1xb32-coslr-10e_shapes.py')
