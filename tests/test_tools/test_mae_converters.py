@@ -341,6 +341,32 @@ def test_dmaelite_with_teacher_and_adapter(tmp_path):
         vit.load_state_dict(_part(converted, prefix), strict=True)
         _check_encoder(vit, model, x)
 
+    # the whole converted checkpoint is a DMAELite state dict: student,
+    # decoder, teacher and head adapter load strictly
+    from mmengine.registry import DefaultScope
+    from mmpretrain.registry import MODELS
+    vit = dict(type='AttnMAEViT', img_size=IMG, patch_size=PATCH)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        dmae = MODELS.build(
+            dict(
+                type='DMAELite',
+                backbone=dict(vit, arch=meta['backbone']['arch']),
+                neck=dict(
+                    type='MAEPretrainDecoder',
+                    num_patches=NUM_PATCHES,
+                    patch_size=PATCH,
+                    embed_dim=32,
+                    decoder_embed_dim=24,
+                    decoder_depth=1,
+                    decoder_num_heads=3),
+                head=dict(
+                    type='MAEPretrainHead',
+                    norm_pix=True,
+                    patch_size=PATCH,
+                    loss=dict(type='PixelReconstructionLoss', criterion='L2')),
+                teacher=dict(vit, arch=meta['teacher']['arch'])))
+    dmae.load_state_dict(converted, strict=True)
+
     # heads given against the adapter's
     with pytest.raises(
             ConversionError,
