@@ -37,16 +37,19 @@
 # - mixup pairs each image with a random permutation of the batch
 #   (mmpretrain's Mixup); timm's batch mode pairs it with the reversed
 #   batch. Same lambda ~ Beta(0.2, 0.2) per batch, probability 1.
-# - head init: trunc normal std 0.02, bias 0, as timm 0.4.12's ViT init
-#   gives the head (MAE-Lite does not re-initialise it; official MAE's
-#   trunc_normal_(head, std=2e-5) is not in MAE-Lite's code).
+# - head init: trunc normal std 0.02, bias 0, what MAE-Lite's head gets:
+#   its ViT calls timm 0.4.x's init_weights(''), i.e.
+#   self.apply(_init_vit_weights), which passes no module names, so the
+#   head is not zeroed as in the named (jax) path; official MAE's
+#   trunc_normal_(head, std=2e-5) is not in MAE-Lite's code. (timm 0.4.x
+#   read in copies of its vision_transformer.py; not in the mirror.)
 # - strict loading: StrictVisionTransformer, whose only exceptions are the
 #   new pooled-feature norm ln2 (missing from the checkpoint) and the
 #   pretraining's final norm ln1 (dropped, the model has no final norm);
 #   every other encoder key must be in the checkpoint with its shape, and
 #   no other key may be there. Official loads with strict=False.
-# - the pretrained pos_embed is mmpretrain's fixed 2-D sin-cos as the
-#   pretraining stored it; as official, it is trainable here (no decay).
+# - the position embedding is the checkpoint's (the pretraining's fixed
+#   2-D sin-cos); as official, it is trainable here (without decay).
 #
 # Train (ENCODER: the encoder of the pretraining run, keys 'backbone.*'):
 #   tools/dist_train.sh \
