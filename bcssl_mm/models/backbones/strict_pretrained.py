@@ -11,7 +11,8 @@ missing, unexpected and mis-shaped key.
 The registered subclasses are mmpretrain's ResNet, Swin Transformer and
 Vision Transformer, the classes the toolkit pretrains with, so that the
 ``backbone.*`` keys of a DINO teacher or a MoCo v3 base encoder match them
-exactly; they are registered in mmdet's ``MODELS`` for detection transfer.
+exactly; they are registered in mmdet's ``MODELS`` for detection transfer,
+and the Vision Transformer also in mmpretrain's for fine-tuning.
 """
 import inspect
 from typing import List, Optional, Tuple, Union
@@ -20,6 +21,7 @@ from mmdet.registry import MODELS as MMDET_MODELS
 from mmengine.logging import MMLogger
 from mmpretrain.models.backbones import (ResNet, SwinTransformer,
                                          VisionTransformer)
+from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS
 
 from ..utils.checkpoint import (PREFIX_HINT, check_state_dict_strict,
                                 load_state_dict_strict,
@@ -70,12 +72,20 @@ class StrictPretrainedMixin:
     the other initialisers and the children's ``init_weights`` before
     ``Pretrained``; only the load differs (strict here). Keys with a prefix
     of :meth:`allow_missing_keys` may be absent from the checkpoint and keep
-    their random initialisation.
+    their random initialisation; checkpoint keys with a prefix of
+    :meth:`ignore_unexpected_keys` are dropped before the check (and
+    logged). Both are none unless a subclass says otherwise.
     """
 
     def allow_missing_keys(self) -> Tuple[str, ...]:
         """Key prefixes a checkpoint may lack, e.g. output norms that a
         classification backbone does not have. Defaults to none."""
+        return ()
+
+    def ignore_unexpected_keys(self) -> Tuple[str, ...]:
+        """Key prefixes a checkpoint may have that the module was built
+        without (e.g. a final norm it does not apply); they are not loaded.
+        Defaults to none."""
         return ()
 
     def init_weights(self) -> None:
@@ -88,6 +98,8 @@ class StrictPretrainedMixin:
         filename = pretrained.get('checkpoint')
         state_dict = read_backbone_checkpoint(
             filename, pretrained.get('map_location', 'cpu'))
+        state_dict = self._drop_ignored_keys(state_dict,
+                                             pretrained.get('prefix'))
         load_args = dict(
             source=filename,
             prefix=pretrained.get('prefix'),
@@ -109,6 +121,23 @@ class StrictPretrainedMixin:
             state_dict,
             logger=MMLogger.get_current_instance(),
             **load_args)
+
+    def _drop_ignored_keys(self, state_dict: dict,
+                           prefix: Optional[str]) -> dict:
+        """``state_dict`` without the keys of :meth:`ignore_unexpected_keys`
+        (after ``prefix``); the dropped keys are logged."""
+        ignored = self.ignore_unexpected_keys()
+        if not ignored:
+            return state_dict
+        if prefix and not prefix.endswith('.'):
+            prefix += '.'
+        ignored = tuple((prefix or '') + k for k in ignored)
+        dropped = [k for k in state_dict if k.startswith(ignored)]
+        if dropped:
+            MMLogger.get_current_instance().info(
+                f'{type(self).__name__} was built without these checkpoint '
+                f'tensors, not loaded: {dropped}')
+        return {k: v for k, v in state_dict.items() if k not in dropped}
 
     @classmethod
     def default_init_cfg(cls) -> InitCfg:
@@ -148,6 +177,7 @@ class StrictSwinTransformer(StrictPretrainedMixin, SwinTransformer):
 
 
 @MMDET_MODELS.register_module()
+@MMPRETRAIN_MODELS.register_module()
 class StrictVisionTransformer(StrictPretrainedMixin, VisionTransformer):
     """mmpretrain's ``VisionTransformer`` whose ``Pretrained`` ``init_cfg``
     loads strictly (:class:`StrictPretrainedMixin`).
@@ -156,5 +186,21 @@ class StrictVisionTransformer(StrictPretrainedMixin, VisionTransformer):
     ``VisionTransformer``'s. The position embedding is checked against the
     model's own shape, which ``img_size`` sets: keep the pretraining
     ``img_size`` (224); mmpretrain resizes the embedding to the input's grid
-    in ``forward``. Registered in mmdet's ``MODELS``.
+    in ``forward``. Registered in mmdet's and mmpretrain's ``MODELS``.
+
+    Two exceptions follow from the arguments, as in official MAE
+    fine-tuning with global pooling (https://arxiv.org/abs/2111.06377;
+    its ``main_finetune.py`` asserts that the head and ``fc_norm`` are the
+    only missing keys, and its model has no final norm to take the
+    encoder's): with ``out_type='avg_featmap'`` the norm of the pooled
+    feature ``ln2`` (MAE's ``fc_norm``) may be missing from the checkpoint,
+    as a pretraining encoder has none; with ``final_norm=False`` the
+    checkpoint's final norm ``ln1``, which such a model does not have, is
+    dropped (and logged). Every other key must match.
     """
+
+    def allow_missing_keys(self) -> Tuple[str, ...]:
+        return ('ln2.', ) if self.out_type == 'avg_featmap' else ()
+
+    def ignore_unexpected_keys(self) -> Tuple[str, ...]:
+        return () if self.final_norm else ('ln1.', )

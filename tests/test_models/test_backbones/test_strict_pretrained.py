@@ -162,3 +162,30 @@ def test_list_init_cfg(tmp_path):
                             _pretrained(path)])
     with pytest.raises(ValueError, match='2 Pretrained entries'):
         model.init_weights()
+
+
+def test_vit_pooled_without_final_norm_takes_an_encoder(tmp_path):
+    """MAE fine-tuning: the pooled feature's norm ln2 is new and the
+    encoder's final norm ln1 is dropped; nothing else may differ."""
+    src = VisionTransformer(**VIT, out_type='cls_token', final_norm=True)
+    _randomize(src)
+    args = dict(VIT, out_type='avg_featmap', final_norm=False)
+    model = StrictVisionTransformer(
+        **args, init_cfg=_pretrained(_save(tmp_path, src)))
+    model.init_weights()
+    state = model.state_dict()
+    assert set(src.state_dict()) - set(state) == {'ln1.weight', 'ln1.bias'}
+    assert set(state) - set(src.state_dict()) == {'ln2.weight', 'ln2.bias'}
+    for k, v in src.state_dict().items():
+        if not k.startswith('ln1.'):
+            assert torch.equal(state[k], v), k
+    assert torch.equal(state['ln2.weight'], torch.ones(32))
+
+    # a model with a final norm still needs ln1 from the checkpoint
+    no_norm = VisionTransformer(**VIT, out_type='featmap', final_norm=False)
+    model = StrictVisionTransformer(
+        **dict(args, final_norm=True),
+        init_cfg=_pretrained(_save(tmp_path, no_norm, 'no_norm.pth')))
+    with pytest.raises(CheckpointMismatchError) as e:
+        model.init_weights()
+    assert '2 missing keys:\n    ln1.weight\n    ln1.bias' in str(e.value)
