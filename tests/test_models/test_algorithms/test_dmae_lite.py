@@ -317,3 +317,16 @@ def test_extract_encoder_and_teacher_checked_against_the_config(tmp_path):
         assert state.keys() == {f'backbone.{k}' for k in module.state_dict()}
         for k, v in module.state_dict().items():
             assert torch.equal(state[f'backbone.{k}'], v), k
+
+
+def test_attention_benchmark_compares_equal_encoders(capsys):
+    from conftest import load_tool
+    bench = load_tool('analysis_tools/benchmark_attention_maps.py')
+    out = bench.main(bench.get_args_parser().parse_args([
+        '--config',
+        str(CONFIGS / 'maelite_vit-pico-p16_1xb32-coslr-100e_shapes.py'),
+        '--batch-size', '2', '--warmup', '0', '--repeats', '1'
+    ]))
+    assert len(out['times']) == 3
+    assert out['max_diff'] < 1e-5  # same weights, same mask
+    assert 'AttnMAEViT, maps of blocks [-1]' in capsys.readouterr().out
