@@ -358,7 +358,8 @@ def test_extract_backbone_errors(tmp_path):
         _convert(extract, src, dst)
     assert str(e.value) == (
         f'{src}: not a bcssl_mm pretraining checkpoint: no key of DINO '
-        '(teacher.backbone.*) or MoCo v3 (momentum_encoder.backbone.*); '
+        '(teacher.backbone.*) or MoCo v3 (momentum_encoder.backbone.*) or '
+        'MAE / D-MAE-Lite (neck.decoder_embed.*); '
         "first keys: ['backbone.conv1.weight', 'head.fc.weight'].")
 
     # a part of the other algorithm
