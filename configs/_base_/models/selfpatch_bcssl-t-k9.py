@@ -16,7 +16,9 @@
 # them (SelfPatch refuses the combination that would leave them at their
 # init). The ViT's scheme, image_token='class_attention' with
 # student_patches='norm', pools the image token from the stage-3 map
-# instead, and the last stage then gets no gradient.
+# instead, and the last stage then gets no gradient (multi-GPU runs of it
+# need model_wrapper_cfg=dict(type='MMDistributedDataParallel',
+# find_unused_parameters=True)).
 _base_ = './dino_bcssl-t-k9.py'
 
 model = dict(
