@@ -15,8 +15,7 @@ from mmpretrain.models import MAE
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
-from ..utils import load_state_dict_strict
-from ..utils.checkpoint import read_backbone_checkpoint
+from ..utils import load_backbone_checkpoint
 
 ATTN_TARGETS = ('logits', 'probs')
 
@@ -121,9 +120,7 @@ class DMAELite(MAE):
             head=head,
             data_preprocessor=data_preprocessor,
             init_cfg=init_cfg)
-        self.teacher = MODELS.build(teacher)
-        for p in self.teacher.parameters():
-            p.requires_grad = False
+        self.teacher = MODELS.build(teacher).requires_grad_(False)
         for name, net in (('backbone', self.backbone), ('teacher',
                                                         self.teacher)):
             if not hasattr(net, 'forward_masked'):
@@ -160,12 +157,7 @@ class DMAELite(MAE):
                     'does not exist: convert the teacher with '
                     'tools/model_converters/mae_to_mmpretrain.py or extract '
                     'it with tools/model_converters/extract_backbone.py')
-            state_dict = read_backbone_checkpoint(self.teacher_checkpoint)
-            load_state_dict_strict(
-                self.teacher,
-                state_dict,
-                self.teacher_checkpoint,
-                prefix='backbone.')
+            load_backbone_checkpoint(self.teacher, self.teacher_checkpoint)
 
     def train(self, mode: bool = True) -> 'DMAELite':
         """The teacher stays in eval mode (no dropout, no drop path)."""

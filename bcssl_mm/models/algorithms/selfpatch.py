@@ -182,18 +182,13 @@ class SelfPatch(DINO):
         with torch.no_grad():
             teacher_image, teacher_patch = self.embed(
                 self.teacher, inputs, teacher=True)
-        student = dict(
-            backbone=self.backbone,
-            aggregator=self.aggregator,
-            neck=self.neck,
-            patch_neck=self.patch_neck)
+        # the online modules the teacher mirrors, by the same names
+        student = {name: getattr(self, name) for name in self.teacher}
         student_image, student_patch = self.embed(
             student, inputs, teacher=False)
-        num_global = teacher_image.shape[0] * self.num_teacher_views // len(
-            inputs)
         loss_image = self.head.loss(
             student_image,
-            teacher_image[:num_global],
+            teacher_image[:len(inputs[0]) * self.num_teacher_views],
             len(inputs),
             teacher_temp,
             center_out=teacher_image)

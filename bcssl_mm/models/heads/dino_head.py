@@ -52,7 +52,7 @@ class DINOHead(BaseModule):
 
 
 @MODELS.register_module()
-class PatchDINOHead(BaseModule):
+class PatchDINOHead(DINOHead):
     """SelfPatch's patch-level loss head: :class:`PatchDINOLoss`, then the
     update of its own center over all patches of all views.
 
@@ -64,8 +64,7 @@ class PatchDINOHead(BaseModule):
     def __init__(self,
                  loss: dict = dict(type='PatchDINOLoss', out_dim=4096),
                  init_cfg=None) -> None:
-        super().__init__(init_cfg=init_cfg)
-        self.loss_module = MODELS.build(loss)
+        super().__init__(loss=loss, init_cfg=init_cfg)
 
     def loss(self, student_out: Sequence[torch.Tensor],
              teacher_out: Sequence[torch.Tensor],
