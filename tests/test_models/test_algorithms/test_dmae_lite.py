@@ -330,3 +330,16 @@ def test_attention_benchmark_compares_equal_encoders(capsys):
     assert len(out['times']) == 3
     assert out['max_diff'] < 1e-5  # same weights, same mask
     assert 'AttnMAEViT, maps of blocks [-1]' in capsys.readouterr().out
+
+
+def test_malicious_teacher_checkpoint_is_refused(tmp_path):
+    """The teacher checkpoint is read with weights_only=True: a pickle that
+    would create a file is refused and never runs."""
+    import sys
+    sys.path.insert(0, str(ROOT / 'tests' / 'test_tools'))
+    from test_safe_loading import MakesFile
+    marker, path = tmp_path / 'pwned', tmp_path / 'evil.pth'
+    torch.save({'state_dict': {}, 'meta': {'x': MakesFile(marker)}}, path)
+    with pytest.raises(Exception, match='refused to load'):
+        tiny_dmae(teacher_checkpoint=str(path))
+    assert not marker.exists()
