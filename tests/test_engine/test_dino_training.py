@@ -203,7 +203,8 @@ def _dist_worker(rank, world_size, port, out_dir):
         optim_wrapper,
         epoch=1,
         iter=0,
-        max_iters=10)
+        max_iters=10,
+        max_epochs=100)
     ddp, ow = runner.model, runner.optim_wrapper
     hook = DINOHook()
     hook.before_train(runner)
@@ -271,3 +272,28 @@ def test_dist_train_tool_runs_dino(tmp_path, shapes_root):
     log = proc.stdout + proc.stderr
     assert 'Distributed training: True' in log
     assert (work_dir / 'epoch_2.pth').is_file()
+
+
+def test_hook_warns_about_schedules_the_run_cuts_short():
+    from bcssl_mm.engine.hooks import DINOHook
+
+    # the recipe's 30-epoch temperature warm-up in a 10-epoch run
+    hook = DINOHook(
+        warmup_teacher_temp=0.04,
+        teacher_temp=0.07,
+        warmup_teacher_temp_epochs=30)
+    (message, ) = hook.schedule_warnings(10)
+    assert 'warmup_teacher_temp_epochs=30' in message
+    assert 'train_cfg.max_epochs=10' in message
+    # epoch 9 of linspace(0.04, 0.07, 30)
+    assert f'ends at {0.04 + 0.03 * 9 / 29:.4g}' in message
+    assert hook.schedule_warnings(30) == []
+    # a constant temperature has nothing to reach
+    assert DINOHook(
+        teacher_temp=0.04,
+        warmup_teacher_temp_epochs=30).schedule_warnings(10) == []
+    (message, ) = DINOHook(
+        warmup_teacher_temp_epochs=1,
+        freeze_last_layer_epochs=2).schedule_warnings(2)
+    assert 'freeze_last_layer_epochs=2' in message
+    assert 'never train' in message

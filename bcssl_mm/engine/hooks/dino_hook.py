@@ -1,4 +1,8 @@
 """DINO's per-iteration schedules and the teacher's EMA update."""
+import logging
+from typing import List
+
+from mmengine.logging import print_log
 from mmengine.registry import HOOKS
 
 from bcssl_mm.models.algorithms import set_step_teacher_temp
@@ -39,7 +43,9 @@ class DINOHook(MomentumScheduleHook):
     (:class:`MomentumScheduleHook`).
 
     Needs a :class:`DINO` model, an epoch-based loop and a
-    ``DINOOptimWrapper`` / ``DINOAmpOptimWrapper``.
+    ``DINOOptimWrapper`` / ``DINOAmpOptimWrapper``. Before training it warns
+    about schedules that the run is too short for
+    (:meth:`schedule_warnings`).
 
     Args:
         momentum (float): Teacher momentum at iteration 0. Defaults to 0.996.
@@ -77,6 +83,35 @@ class DINOHook(MomentumScheduleHook):
                 'DINOAmpOptimWrapper (last-layer freezing, per-tensor '
                 f'clipping), got {type(runner.optim_wrapper).__name__}')
         super().before_train(runner)
+        for message in self.schedule_warnings(runner.max_epochs):
+            print_log(message, logger='current', level=logging.WARNING)
+
+    def schedule_warnings(self, max_epochs: int) -> List[str]:
+        """What a run of ``max_epochs`` epochs cuts short: a teacher
+        temperature warm-up that never reaches ``teacher_temp``, or a last
+        layer that stays frozen for the whole run."""
+        found = []
+        if (self.warmup_teacher_temp_epochs > max_epochs
+                and self.warmup_teacher_temp != self.teacher_temp):
+            last = teacher_temperature(max_epochs - 1,
+                                       self.warmup_teacher_temp,
+                                       self.teacher_temp,
+                                       self.warmup_teacher_temp_epochs)
+            found.append(
+                'DINOHook: the teacher temperature warm-up '
+                f'(warmup_teacher_temp_epochs={self.warmup_teacher_temp_epochs}'
+                f') is longer than the run (train_cfg.max_epochs='
+                f'{max_epochs}): the temperature ends at {last:.4g} and never '
+                f'reaches teacher_temp={self.teacher_temp}; shorten '
+                'warmup_teacher_temp_epochs to run the recipe\'s schedule in '
+                'fewer epochs')
+        if self.freeze_last_layer_epochs >= max_epochs:
+            found.append(
+                'DINOHook: the last layer is frozen for the whole run '
+                f'(freeze_last_layer_epochs={self.freeze_last_layer_epochs}, '
+                f'train_cfg.max_epochs={max_epochs}): the prototypes never '
+                'train')
+        return found
 
     def before_train_iter(self,
                           runner,

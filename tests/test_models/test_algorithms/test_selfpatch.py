@@ -407,7 +407,8 @@ def _dist_worker(rank, world_size, port, out_dir):
         dino_optim_wrapper,
         epoch=0,
         iter=0,
-        max_iters=10)
+        max_iters=10,
+        max_epochs=100)
     ddp, ow = runner.model, runner.optim_wrapper
     hook = DINOHook(teacher_temp=0.04, warmup_teacher_temp_epochs=0)
     hook.before_train(runner)
