@@ -99,8 +99,9 @@ class DINOHook(MomentumScheduleHook):
                                        self.warmup_teacher_temp_epochs)
             found.append(
                 'DINOHook: the teacher temperature warm-up '
-                f'(warmup_teacher_temp_epochs={self.warmup_teacher_temp_epochs}'
-                f') is longer than the run (train_cfg.max_epochs='
+                '(warmup_teacher_temp_epochs='
+                f'{self.warmup_teacher_temp_epochs}) is longer than the run '
+                '(train_cfg.max_epochs='
                 f'{max_epochs}): the temperature ends at {last:.4g} and never '
                 f'reaches teacher_temp={self.teacher_temp}; shorten '
                 'warmup_teacher_temp_epochs to run the recipe\'s schedule in '
