@@ -104,12 +104,23 @@ def build_norm(cfg: dict, num_channels: int) -> nn.Module:
         build_norm_layer(cfg, num_channels), ScriptableLayerNorm2d)
 
 
+class ConvNeXtArgumentError(ValueError, AssertionError):
+    """A bad argument of :class:`BCSSLConvNeXt`, named in the message.
+
+    A ``ValueError``, and also an ``AssertionError`` because mmpretrain's
+    ``ConvNeXt`` checks the same arguments (``arch``, ``out_indices``) with
+    ``assert``: code and tests written against it, e.g. mmpretrain v1.2.0's
+    ``test_convnext.py::test_assertion``, catch this error unchanged.
+    """
+
+
 def check_kernel_size(kernel_size: int) -> int:
     """Return ``kernel_size`` if it is an odd integer >= 3, else raise."""
     if (isinstance(kernel_size, bool) or not isinstance(kernel_size, int)
             or kernel_size < 3 or kernel_size % 2 == 0):
-        raise ValueError('BCSSLConvNeXt: kernel_size must be an odd integer '
-                         f'>= 3 (3, 5, 7, 9, ...), got {kernel_size!r}')
+        raise ConvNeXtArgumentError(
+            'BCSSLConvNeXt: kernel_size must be an odd integer '
+            f'>= 3 (3, 5, 7, 9, ...), got {kernel_size!r}')
     return kernel_size
 
 
@@ -453,15 +464,16 @@ class BCSSLConvNeXt(StrictPretrainedMixin, ConvNeXt):
         self.out_indices = self._parse_out_indices(out_indices,
                                                    self.num_stages)
         if not 0 <= frozen_stages <= self.num_stages:
-            raise ValueError(f'BCSSLConvNeXt: frozen_stages must be in [0, '
-                             f'{self.num_stages}], got {frozen_stages!r}')
+            raise ConvNeXtArgumentError(
+                f'BCSSLConvNeXt: frozen_stages must be in [0, '
+                f'{self.num_stages}], got {frozen_stages!r}')
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
         self.gap_before_final_norm = gap_before_final_norm
         self.map_indices = self._parse_out_indices(
             list(map_indices), self.num_stages, 'map_indices')
         if not set(self.map_indices) <= set(self.out_indices):
-            raise ValueError(
+            raise ConvNeXtArgumentError(
                 f'BCSSLConvNeXt: map_indices {tuple(map_indices)} must be '
                 f'among out_indices {self.out_indices}')
         self.deploy = False
@@ -517,19 +529,21 @@ class BCSSLConvNeXt(StrictPretrainedMixin, ConvNeXt):
     def _parse_arch(self, arch) -> Tuple[list, list]:
         if isinstance(arch, str):
             if arch not in self.arch_settings:
-                raise ValueError(
+                raise ConvNeXtArgumentError(
                     f'BCSSLConvNeXt: unknown arch {arch!r}; choose one of '
                     f'{sorted(self.arch_settings)} or pass a dict with '
                     '"depths" and "channels"')
             arch = self.arch_settings[arch]
         if not isinstance(arch,
                           dict) or not {'depths', 'channels'} <= set(arch):
-            raise ValueError('BCSSLConvNeXt: arch dict needs "depths" and '
-                             f'"channels", got {arch!r}')
+            raise ConvNeXtArgumentError(
+                'BCSSLConvNeXt: arch dict needs "depths" and '
+                f'"channels", got {arch!r}')
         depths, channels = list(arch['depths']), list(arch['channels'])
         if len(depths) != len(channels):
-            raise ValueError(f'BCSSLConvNeXt: depths {depths} and channels '
-                             f'{channels} differ in length')
+            raise ConvNeXtArgumentError(
+                f'BCSSLConvNeXt: depths {depths} and channels '
+                f'{channels} differ in length')
         return depths, channels
 
     @staticmethod
@@ -541,8 +555,9 @@ class BCSSLConvNeXt(StrictPretrainedMixin, ConvNeXt):
         parsed = []
         for index in out_indices:
             if not -num_stages <= index < num_stages:
-                raise ValueError(f'BCSSLConvNeXt: {key} entry {index} '
-                                 f'is out of range for {num_stages} stages')
+                raise ConvNeXtArgumentError(
+                    f'BCSSLConvNeXt: {key} entry {index} '
+                    f'is out of range for {num_stages} stages')
             parsed.append(index % num_stages)
         return tuple(parsed)
 

@@ -416,14 +416,18 @@ def test_with_cp_gives_same_outputs_and_grads():
 # test_convnext.py, on BCSSLConvNeXt: argument errors, output shapes with and
 # without pooling, a five-stage arch, frozen stages, checkpointing and
 # linear_pw_conv=False (atto and 64-px inputs instead of tiny/small at 224 px).
-def test_mmpretrain_convnext_suite_arguments():
-    # ConvNeXt asserts, BCSSLConvNeXt raises a ValueError naming the argument
+@pytest.mark.parametrize('error', [ValueError, AssertionError])
+def test_mmpretrain_convnext_suite_arguments(error):
+    # ConvNeXt asserts; BCSSLConvNeXt's error names the argument and is
+    # both, so upstream's pytest.raises(AssertionError) holds as well
     for arch, match in [('unknown', 'unknown arch'),
                         (dict(channels=[2, 3, 4, 5]), 'needs "depths"'),
                         (dict(depths=[2, 3, 4],
                               channels=[2, 3, 4, 5]), 'differ in length')]:
-        with pytest.raises(ValueError, match=match):
+        with pytest.raises(error, match=match):
             BCSSLConvNeXt(arch=arch)
+        with pytest.raises(AssertionError):
+            ConvNeXt(arch=arch)  # what upstream's test asserts of ConvNeXt
 
 
 @pytest.mark.parametrize('with_cp', [False, True])
