@@ -3,7 +3,9 @@
 The tests are timm's ``tests/test_models.py`` of the installed timm version,
 not a copy: ``tools/fetch_timm_tests.py`` (run by ``tools/install_env.sh``)
 takes that file from timm's source distribution on PyPI into
-``~/.cache/bcssl_mm/timm-tests/<version>/``; without it the tests here skip.
+``~/.cache/bcssl_mm/timm-tests/<version>/``; without it the tests here skip,
+except under ``.ci/run`` (``BCSSL_REQUIRE_UPSTREAM_TESTS=1``), where the
+module fails to collect.
 
 Each upstream test that applies to a CNN classifier with NCHW features is
 called with our model name in place of timm's (:data:`APPLICABLE`, with the
@@ -13,6 +15,7 @@ in :data:`INAPPLICABLE` with the reason; a test of another timm version that
 is in neither fails :func:`test_every_upstream_test_is_classified`.
 """
 import importlib.util
+import os
 import os.path as osp
 import sys
 import warnings
@@ -40,6 +43,13 @@ def _load_module(name: str, path: str) -> ModuleType:
 def _upstream() -> ModuleType:
     path = load_tool('fetch_timm_tests.py').timm_tests_file(timm.__version__)
     if not osp.isfile(path):
+        if os.environ.get('BCSSL_REQUIRE_UPSTREAM_TESTS'):  # set by .ci/run
+            pytest.fail(
+                f"timm {timm.__version__}'s tests/test_models.py is not at "
+                f'{path} (tools/install_env.sh could not fetch it), and '
+                'BCSSL_REQUIRE_UPSTREAM_TESTS is set: CI does not pass '
+                'without them',
+                pytrace=False)
         pytest.skip(
             f"timm {timm.__version__}'s tests/test_models.py is not at "
             f'{path}; run `python tools/fetch_timm_tests.py`',
