@@ -55,8 +55,8 @@ DINO_DEMO = str(ROOT / 'configs' / 'dino' /
 
 
 @pytest.mark.parametrize('entry', [
-    'test.py', 'init_cfg', 'load_from', 'resume', 'visualize_cam.py',
-    'linear-probe init_cfg'
+    'test.py', 'init_cfg', 'load_from', 'resume', 'resume auto',
+    'visualize_cam.py', 'linear-probe init_cfg'
 ])
 def test_entry_point_refuses_malicious_checkpoint(tmp_path, shapes_root,
                                                   shapes_cls_root, evil,
@@ -80,6 +80,11 @@ def test_entry_point_refuses_malicious_checkpoint(tmp_path, shapes_root,
         cmd = _train(tmp_path, shapes_root, options=[f'load_from={path}'])
     elif entry == 'resume':
         cmd = _train(tmp_path, shapes_root, '--resume', path)
+    elif entry == 'resume auto':
+        # --resume without a path: the newest checkpoint of the work dir
+        (tmp_path / 'work').mkdir()
+        path = str(shutil.copy(path, tmp_path / 'work' / 'epoch_3.pth'))
+        cmd = _train(tmp_path, shapes_root, '--resume')
     elif entry == 'linear-probe init_cfg':
         # LinearProbeClassifier loads its backbone in init_weights
         cls_root = f'{shapes_cls_root}cls/'
