@@ -24,7 +24,9 @@ toolkit reads goes through :func:`load_from_local`:
   whose ``weights_only`` defaults to False even in torch 2.13, or in a
   plain ``torch.load``. The replacements resolve the name and download the
   file exactly as mmengine and torch.hub do (same URL tables, same cache
-  file), then load the downloaded file with :func:`load_from_local`;
+  file), then load the downloaded file with :func:`load_from_local`
+  (``s3://`` / ``petrel://`` bytes are loaded from memory with the same
+  allowlist and errors);
 * the converters in ``tools/model_converters`` and the analysis tools.
 
 A file that needs any other global is refused with
