@@ -158,6 +158,9 @@ def main(args: argparse.Namespace) -> Dict[str, float]:
     cfg.load_from = None  # loaded strictly below instead
     check_config(cfg, args.config)
     check_config_annotations(cfg, splits=('test', ))
+    # read before any work: a backbone checkpoint that is refused stops the
+    # run here, not after the evaluation
+    pretrain = detector_pretrain(cfg, args.pretrain_name)
 
     if args.show_dir:
         vis_hook = cfg.default_hooks.get('visualization')
@@ -185,8 +188,7 @@ def main(args: argparse.Namespace) -> Dict[str, float]:
     if runner.rank == 0:
         print(f'\nCOCO results of {checkpoint} on {args.config}:')
         print(format_coco_table(metrics), flush=True)
-        path = write_coco_result(runner.work_dir, metrics,
-                                 detector_pretrain(cfg, args.pretrain_name),
+        path = write_coco_result(runner.work_dir, metrics, pretrain,
                                  args.config, checkpoint, cfg)
         print(f'results written to {path}', flush=True)
     del runner  # its DDP wrapper holds the process group

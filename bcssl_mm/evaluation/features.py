@@ -288,6 +288,10 @@ def check_features(record: Any, path: str) -> Dict[str, Any]:
 
 def load_features(path: str) -> Dict[str, Any]:
     """Read and check one cache split (``train.pt`` or ``val.pt``)."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(
+            f'{path}: no such feature file (write the cache with the k-NN '
+            "tool's --dump-features DIR)")
     try:
         record = load_from_local(path, map_location='cpu')
     except CheckpointLoadError as e:

@@ -2,6 +2,7 @@
 import pytest
 import torch
 
+from bcssl_mm.evaluation.features import FeatureCacheError, load_feature_cache
 from bcssl_mm.evaluation.results import read_result
 from conftest import load_tool
 
@@ -35,7 +36,7 @@ def write_cache(root, num_classes=6, meta=None):
 
 
 def test_learns_a_separable_problem(tmp_path):
-    cache = tool.load_cache(str(write_cache(tmp_path)))
+    cache = load_feature_cache(str(write_cache(tmp_path)))
     run = tool.train_linear(
         cache['train']['features'],
         cache['train']['labels'],
@@ -82,14 +83,17 @@ def test_sweep_picks_the_lr_that_learns_and_writes_the_result(
 
 
 def test_bad_cache_names_file_and_key(tmp_path):
+    # the k-NN tool's reader and checker (one home), through main
     write_cache(tmp_path)
     val = torch.load(tmp_path / 'val.pt', weights_only=True)
     val['labels'] = val['labels'].float()
     torch.save(val, tmp_path / 'val.pt')
-    with pytest.raises(tool.FeatureCacheError, match=r'val\.pt: "labels"'):
-        tool.load_cache(str(tmp_path))
-    with pytest.raises(FileNotFoundError, match='train.pt'):
-        tool.load_cache(str(tmp_path / 'missing'))
+    parse = tool.get_args_parser().parse_args
+    with pytest.raises(FeatureCacheError, match=r"val\.pt: key 'labels'"):
+        tool.main(parse([str(tmp_path), '--epochs', '1']))
+    with pytest.raises(FileNotFoundError, match='train.pt: no such feature'):
+        tool.main(parse([str(tmp_path / 'missing'), '--epochs', '1']))
+    assert not (tmp_path / 'linear_features.result.json').exists()
 
 
 def test_help_says_it_departs_from_the_protocol():

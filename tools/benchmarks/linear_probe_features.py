@@ -21,9 +21,10 @@ Input: a feature cache directory, as the k-NN tool writes it with
 ``--dump-features DIR``: ``train.pt`` and ``val.pt``, each a dict
 ``{'features': float32 (N, C) raw pooled backbone features, 'labels': int64
 (N,), 'classes': [str], 'meta': {...}}`` loadable with
-``torch.load(weights_only=True)``. Output: a table of lr -> top-1 / top-5 on
-val (last epoch and best epoch), the lr picked, and
-``<work_dir>/linear_features.result.json``
+``torch.load(weights_only=True)``, read and checked as the k-NN tool reads
+it (:func:`bcssl_mm.evaluation.features.load_feature_cache`). Output: a
+table of lr -> top-1 / top-5 on val (last epoch and best epoch), the lr
+picked, and ``<work_dir>/linear_features.result.json``
 (:mod:`bcssl_mm.evaluation.results`) with the picked lr's ``top1``,
 ``top5`` (last epoch), ``best_top1``, ``best_top5``.
 
@@ -40,76 +41,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from bcssl_mm.analysis.table import format_table
+from bcssl_mm.evaluation.features import FeatureCacheError, load_feature_cache
 from bcssl_mm.evaluation.results import parse_pretrain_name, write_result
 
 DEPARTURE = ('NOTE: fast path, not the linear-probe protocol: no '
              'augmentation (centre-crop features only), and the lr is picked '
              'on val, so the accuracy is optimistic.')
-SPLITS = ('train', 'val')
-
-
-class FeatureCacheError(ValueError):
-    """A feature cache file that does not have the expected content."""
-
-
-def load_split(feature_dir: str, split: str) -> Dict[str, Any]:
-    """Load and check ``<feature_dir>/<split>.pt``.
-
-    Raises:
-        FileNotFoundError: The file does not exist.
-        FeatureCacheError: A key is missing or has the wrong type or shape;
-            the message names the file and the key.
-    """
-    path = osp.join(feature_dir, f'{split}.pt')
-    if not osp.isfile(path):
-        raise FileNotFoundError(
-            f'{path}: no such feature file (write the cache with the k-NN '
-            'tool\'s --dump-features DIR)')
-    data = torch.load(path, map_location='cpu', weights_only=True)
-    if not isinstance(data, dict):
-        raise FeatureCacheError(f'{path}: expected a dict, got '
-                                f'{type(data).__name__}')
-    for key in ('features', 'labels', 'classes'):
-        if key not in data:
-            raise FeatureCacheError(f'{path}: no key {key!r} (has '
-                                    f'{sorted(data)})')
-    feats, labels = data['features'], data['labels']
-    if not (torch.is_tensor(feats) and feats.dim() == 2
-            and feats.is_floating_point()):
-        raise FeatureCacheError(
-            f'{path}: "features" must be a float (N, C) tensor, got '
-            f'{getattr(feats, "dtype", type(feats))} '
-            f'{tuple(getattr(feats, "shape", ()))}')
-    if not (torch.is_tensor(labels) and labels.dim() == 1
-            and labels.dtype == torch.int64 and len(labels) == len(feats)):
-        raise FeatureCacheError(
-            f'{path}: "labels" must be an int64 tensor of {len(feats)} '
-            f'entries, got {getattr(labels, "dtype", type(labels))} '
-            f'{tuple(getattr(labels, "shape", ()))}')
-    num_classes = len(data['classes'])
-    if len(labels) and not 0 <= int(labels.min()) <= int(
-            labels.max()) < num_classes:
-        raise FeatureCacheError(
-            f'{path}: labels in [{int(labels.min())}, {int(labels.max())}] '
-            f'but "classes" has {num_classes} entries')
-    data['features'] = feats.float()
-    data.setdefault('meta', {})
-    data['path'] = path
-    return data
-
-
-def load_cache(feature_dir: str) -> Dict[str, Dict[str, Any]]:
-    """``{'train': ..., 'val': ...}``; the two splits must agree."""
-    cache = {split: load_split(feature_dir, split) for split in SPLITS}
-    train, val = cache['train'], cache['val']
-    if train['features'].shape[1] != val['features'].shape[1]:
-        raise FeatureCacheError(
-            f'{val["path"]}: {val["features"].shape[1]}-d features, '
-            f'{train["path"]} has {train["features"].shape[1]}-d')
-    if list(train['classes']) != list(val['classes']):
-        raise FeatureCacheError(
-            f'{val["path"]}: "classes" differ from {train["path"]}\'s')
-    return cache
 
 
 @torch.no_grad()
@@ -293,7 +230,7 @@ def main(args: argparse.Namespace) -> Dict[str, Any]:
     bad = [lr for lr in args.lrs if not (lr > 0 and math.isfinite(lr))]
     if bad:
         raise ValueError(f'--lrs must be positive numbers, got {bad}')
-    cache = load_cache(args.feature_dir)
+    cache = load_feature_cache(args.feature_dir)
     train, val = cache['train'], cache['val']
     print(f'{args.feature_dir}: {len(train["labels"])} train / '
           f'{len(val["labels"])} val features, '

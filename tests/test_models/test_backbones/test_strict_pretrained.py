@@ -1,4 +1,6 @@
 """Strict ``Pretrained`` loading of mmpretrain's ResNet, Swin and ViT."""
+import shutil
+
 import pytest
 import torch
 from mmpretrain.models import ResNet, SwinTransformer, VisionTransformer
@@ -6,6 +8,7 @@ from mmpretrain.models import ResNet, SwinTransformer, VisionTransformer
 from bcssl_mm.models import (StrictResNet, StrictSwinTransformer,
                              StrictVisionTransformer)
 from bcssl_mm.models.utils import CheckpointMismatchError
+from bcssl_mm.utils import CheckpointLoadError
 
 RESNET = dict(depth=18, base_channels=8, stem_channels=8)
 SWIN = dict(
@@ -189,3 +192,39 @@ def test_vit_pooled_without_final_norm_takes_an_encoder(tmp_path):
     with pytest.raises(CheckpointMismatchError) as e:
         model.init_weights()
     assert '2 missing keys:\n    ln1.weight\n    ln1.bias' in str(e.value)
+
+
+class MakesFile:
+    """Unpickling this creates ``path``: a stand-in for any code."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, 'w'))
+
+
+@pytest.mark.parametrize('case', sorted(CASES) + ['torchvision://'])
+def test_malicious_checkpoint_is_refused(case, tmp_path, monkeypatch):
+    marker = tmp_path / 'pwned'
+    evil = str(tmp_path / 'evil.pth')
+    torch.save({'state_dict': {}, 'x': MakesFile(marker)}, evil)
+    if case == 'torchvision://':
+        # an mmdet config's checkpoint='torchvision://resnet18', downloaded
+        monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch'))
+        monkeypatch.setattr(torch.hub, 'download_url_to_file',
+                            lambda url, dst, *a, **k: shutil.copy(evil, dst))
+        cls, args = StrictResNet, CASES['resnet'][3]
+        checkpoint = 'torchvision://resnet18'
+        refused = str(tmp_path / 'torch' / 'hub' / 'checkpoints')
+    else:
+        cls, args = CASES[case][2:]
+        checkpoint = refused = evil
+    torch.manual_seed(0)
+    model = cls(**args, init_cfg=_pretrained(checkpoint))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(CheckpointLoadError, match=f'{refused}.*refused'):
+        model.init_weights()
+    assert not marker.exists()
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
