@@ -282,8 +282,8 @@ def load_from_torchvision(filename: str,
     weights_only (names from ``get_torchvision_models``)."""
     if filename.startswith('modelzoo://'):
         print_log(
-            'The URL scheme of "modelzoo://" is deprecated, please '
-            'use "torchvision://" instead',
+            f'{filename}: "modelzoo://" is an old name of '
+            '"torchvision://"; use the new one',
             logger='current',
             level=logging.WARNING)
         model_name = filename[len('modelzoo://'):]
@@ -304,8 +304,8 @@ def load_from_openmmlab(filename: str,
     deprecated = get_deprecated_model_names()
     if model_name in deprecated:
         print_log(
-            f'{prefix}{model_name} is deprecated in favor '
-            f'of {prefix}{deprecated[model_name]}',
+            f'{filename}: {model_name!r} is an old model name; loading '
+            f'{prefix}{deprecated[model_name]} instead',
             logger='current',
             level=logging.WARNING)
         model_name = deprecated[model_name]
@@ -344,8 +344,8 @@ def load_from_pavi(filename: str, map_location: Optional[Any] = None) -> Any:
     try:
         from pavi import modelcloud
     except ImportError:
-        raise ImportError(
-            'Please install pavi to load checkpoint from modelcloud.')
+        raise ImportError(f'{filename}: the pavi package is needed for '
+                          'pavi:// checkpoints') from None
     model = modelcloud.get(filename[len('pavi://'):])
     with TemporaryDirectory() as tmp_dir:
         downloaded_file = osp.join(tmp_dir, model.name)
