@@ -9,7 +9,7 @@ import math
 import os.path as osp
 import statistics
 import time
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 
@@ -128,6 +128,53 @@ def time_round_robin(fns: Dict[str, Callable[[], Any]], device: torch.device,
     return times
 
 
+def time_interleaved(fns: Dict[str, Callable[[], Any]],
+                     device: torch.device,
+                     warmup: int,
+                     repeats: int,
+                     seed: Optional[int] = None
+                     ) -> Dict[str, Tuple[List[float], List[Any]]]:
+    """Time several functions in alternating order: A B, B A, A B, ...
+
+    ``warmup + repeats`` rounds, each calling every function once, timed; the
+    order reverses from one round to the next, so that neither always runs
+    right after the other (in a warm cache, or after its allocations). Unlike
+    :func:`time_round_robin`, the warm-up rounds are interleaved too and every
+    call's result is kept: suited to training steps whose losses are
+    compared.
+
+    Args:
+        fns (dict): Name -> function to time.
+        device (torch.device): The device whose queued work each time covers.
+        warmup (int): Untimed rounds first.
+        repeats (int): Timed rounds.
+        seed (int, optional): Reseed torch's RNG with ``seed + round`` before
+            every call, so that all functions draw the same random numbers
+            (drop-path masks) in a round. Defaults to None (no reseeding).
+
+    Returns:
+        dict: Name -> (seconds of its timed calls, results of all its calls).
+    """
+    times: Dict[str, List[float]] = {name: [] for name in fns}
+    results: Dict[str, List[Any]] = {name: [] for name in fns}
+    for i in range(warmup + repeats):
+        order = list(fns) if i % 2 == 0 else list(reversed(fns))
+        for name in order:
+            if seed is not None:
+                torch.manual_seed(seed + i)
+            seconds, result = timed(fns[name], device)
+            if i >= warmup:
+                times[name].append(seconds)
+            results[name].append(result)
+    return {name: (times[name], results[name]) for name in fns}
+
+
+def check_finite(losses: List[float], name: str = 'model') -> None:
+    """Raise ``FloatingPointError`` naming ``name`` on a non-finite loss."""
+    if not all(math.isfinite(loss) for loss in losses):
+        raise FloatingPointError(f'{name}: non-finite loss {losses}')
+
+
 def time_train_steps(step: Callable[[], dict],
                      device: torch.device,
                      warmup: int,
@@ -142,8 +189,7 @@ def time_train_steps(step: Callable[[], dict],
     """
     times, log_vars = time_repeats(step, device, warmup, repeats)
     losses = [float(torch.as_tensor(v['loss']).detach()) for v in log_vars]
-    if not all(math.isfinite(loss) for loss in losses):
-        raise FloatingPointError(f'{name}: non-finite loss {losses}')
+    check_finite(losses, name)
     return times, losses
 
 

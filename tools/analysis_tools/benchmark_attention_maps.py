@@ -13,19 +13,17 @@ three are compared too: the latent features must be equal.
         [--batch-size 16] [--threads 2] [--repeats 10] [--layers -1]
 """
 import argparse
-import logging
 from typing import Dict
 
 import torch
 from mmengine.config import Config
-from mmengine.logging import MMLogger
 from mmengine.registry import DefaultScope
 from mmpretrain.models import MAEViT
 from mmpretrain.registry import MODELS
 
 import bcssl_mm  # noqa: F401
-from bcssl_mm.analysis.bench import median_and_spread, time_round_robin
-from bcssl_mm.analysis.table import format_table
+from bcssl_mm.analysis import (format_table, median_and_spread, quiet_mmengine,
+                               time_round_robin)
 
 DEFAULT_CONFIG = \
     'configs/maelite/maelite_vit-tiny-p16_8xb512-amp-coslr-400e_in1k.py'
@@ -60,16 +58,11 @@ def build_encoders(config: str, seed: int) -> Dict[str, torch.nn.Module]:
         raise ValueError(f'{config}: model.backbone.type is '
                          f'{backbone.get("type")!r}, not AttnMAEViT')
     torch.manual_seed(seed)
-    logger = MMLogger.get_current_instance()
-    level = logger.level
-    logger.setLevel(logging.WARNING)  # init_weights logs every parameter
-    try:
-        with DefaultScope.overwrite_default_scope('mmpretrain'):
-            ours = MODELS.build(backbone)
-            ours.init_weights()
-            theirs = MODELS.build(dict(backbone, type='MAEViT'))
-    finally:
-        logger.setLevel(level)
+    # quiet: init_weights logs every parameter
+    with DefaultScope.overwrite_default_scope('mmpretrain'), quiet_mmengine():
+        ours = MODELS.build(backbone)
+        ours.init_weights()
+        theirs = MODELS.build(dict(backbone, type='MAEViT'))
     theirs.load_state_dict(ours.state_dict())
     assert type(theirs) is MAEViT
     # NOTE: mmpretrain's BaseBackbone.train returns None: not chained

@@ -25,8 +25,8 @@ from typing import Dict, Sequence
 import torch
 import torch.nn.functional as F
 
-from bcssl_mm.analysis import format_table, median_and_spread
-from bcssl_mm.analysis.bench import PeakMemory, timed
+from bcssl_mm.analysis import (PeakMemory, format_table, median_and_spread,
+                               time_repeats)
 from bcssl_mm.evaluation.knn import DEFAULT_KS, TEMPERATURE, knn_classify
 
 MIB = 2**20
@@ -115,12 +115,8 @@ def run_one(name: str, args: argparse.Namespace) -> dict:
 
     memory = PeakMemory(device)
     memory.start()
-    for _ in range(args.warmup):
-        fn()
-    times, metrics = [], None
-    for _ in range(args.repeats):
-        seconds, metrics = timed(fn, device)
-        times.append(seconds)
+    times, results = time_repeats(fn, device, args.warmup, args.repeats)
+    metrics = results[-1]
     median, spread = median_and_spread(times)
     return dict(
         seconds=median,

@@ -66,7 +66,6 @@ of its own.
 """
 import argparse
 import copy
-import math
 from typing import Callable, Dict, List, Sequence
 
 import torch
@@ -80,8 +79,9 @@ from mmpretrain.models import MAE
 from mmpretrain.registry import MODELS
 
 import bcssl_mm  # noqa: F401
-from bcssl_mm.analysis.bench import (PeakMemory, median_and_spread,
-                                     time_train_steps, timed)
+from bcssl_mm.analysis import (PeakMemory, check_finite, format_table,
+                               median_and_spread, quiet_mmengine,
+                               time_interleaved, time_train_steps)
 from bcssl_mm.models.algorithms import set_step_momentum, set_step_teacher_temp
 
 DEFAULT_CONFIG = 'configs/dino/dino_bcssl-t-k9_8xb64-amp-coslr-100e_in1k.py'
@@ -297,28 +297,18 @@ def synthetic_views(args: argparse.Namespace, mocov3: bool = False) -> list:
     ]
 
 
-def time_interleaved(steps: Dict[str, Callable], device: torch.device,
-                     warmup: int, repeats: int, seed: int) -> Dict[str, tuple]:
-    """Alternate the steps (functions returning the loss: A B, B A, A B,
-    ...) ``warmup + repeats`` times;
-    time the last ``repeats`` of each. The RNG is reseeded before every
-    step, so both loops draw the same drop-path masks.
+def interleave(steps: Dict[str, Callable[[], float]], device: torch.device,
+               args: argparse.Namespace) -> Dict[str, tuple]:
+    """:func:`~bcssl_mm.analysis.bench.time_interleaved` of steps returning
+    the loss (A B, B A, ...), the RNG reseeded before every step so that the
+    loops draw the same drop-path masks; a non-finite loss is an error.
 
     Returns:
         dict: name -> (times of the timed steps, losses of every step).
     """
-    out = {name: ([], []) for name in steps}
-    for i in range(warmup + repeats):
-        order = list(steps) if i % 2 == 0 else list(reversed(steps))
-        for name in order:
-            torch.manual_seed(seed + i)
-            seconds, loss = timed(steps[name], device)
-            if i >= warmup:
-                out[name][0].append(seconds)
-            out[name][1].append(loss)
+    out = time_interleaved(steps, device, args.warmup, args.repeats, args.seed)
     for name, (_, losses) in out.items():
-        if not all(math.isfinite(x) for x in losses):
-            raise FloatingPointError(f'{name}: non-finite loss {losses}')
+        check_finite(losses, name)
     return out
 
 
@@ -344,7 +334,8 @@ def build(args: argparse.Namespace) -> tuple:
         # NOTE: a D-MAE-Lite teacher costs the same with random weights
         cfg.model.teacher_checkpoint = None
     torch.manual_seed(args.seed)
-    with DefaultScope.overwrite_default_scope('mmpretrain'):
+    # quiet: init_weights and the optimizer log every parameter
+    with DefaultScope.overwrite_default_scope('mmpretrain'), quiet_mmengine():
         model = revert_sync_batchnorm(MODELS.build(cfg.model))
         mocov3 = is_mocov3(model)
         if args.compare_reference and algorithm_name(model) != 'DINO':
@@ -427,8 +418,7 @@ def measure(args: argparse.Namespace) -> dict:
             toolkit=lambda: step()['loss'],
             reference=lambda: reference.step(crops, TEACHER_TEMP, MOMENTUM,
                                              args.freeze_last_layer))
-        timed = time_interleaved(steps, device, args.warmup, args.repeats,
-                                 args.seed)
+        timed = interleave(steps, device, args)
         times, losses = timed['toolkit']
         ref_median = median_and_spread(timed['reference'][0])[0]
         result.update(
@@ -448,8 +438,7 @@ def measure(args: argparse.Namespace) -> dict:
             toolkit=lambda: step()['loss'],
             baseline=lambda: toolkit_step(base_model, base_ow, base_data, args.
                                           freeze_last_layer))
-        timed = time_interleaved(steps, device, args.warmup, args.repeats,
-                                 args.seed)
+        timed = interleave(steps, device, args)
         times, losses = timed['toolkit']
         result.update(
             baseline=args.baseline,
@@ -485,13 +474,15 @@ def format_result(r: dict) -> str:
         f"{r['crops']}, median of {r['repeats']} steps after {r['warmup']} "
         'warm-up',
         '',
-        '| s/iter | img/s | spread | peak memory (MiB) |',
-        '|---|---|---|---|',
-        f"| {r['s_per_iter']:.2f} | {r['img_per_s']:.2f} | "
-        f"{100 * r['spread']:.0f}% | {r['peak_mem_mib']:.0f} |",
-        '',
-        f"peak memory: {r['memory_method']}; losses "
-        f"{', '.join(f'{x:.3f}' for x in r['losses'])}",
+        format_table(
+            ('s/iter', 'img/s', 'spread', 'peak memory (MiB)'),
+            [(f"{r['s_per_iter']:.2f}", f"{r['img_per_s']:.2f}",
+              f"{100 * r['spread']:.0f}%", f"{r['peak_mem_mib']:.0f}")],
+            style='markdown',
+            notes=[
+                f"peak memory: {r['memory_method']}; losses "
+                f"{', '.join(f'{x:.3f}' for x in r['losses'])}"
+            ]),
     ]
     if 'ratio' in r:
         lines += [
@@ -499,13 +490,14 @@ def format_result(r: dict) -> str:
             'interleaved with official DINO\'s loop in plain PyTorch '
             f"(first epoch: {r['freeze_last_layer']}):",
             '',
-            '| loop | s/iter |',
-            '|---|---|',
-            f"| toolkit | {r['s_per_iter']:.3f} |",
-            f"| reference | {r['ref_s_per_iter']:.3f} |",
-            f"| ratio | {r['ratio']:.3f} |",
-            '',
-            f"largest loss difference {r['max_loss_diff']:.2e}",
+            format_table(
+                ('loop', 's/iter'),
+                [('toolkit', f"{r['s_per_iter']:.3f}"),
+                 ('reference', f"{r['ref_s_per_iter']:.3f}"),
+                 ('ratio', f"{r['ratio']:.3f}")],
+                style='markdown',
+                notes=['largest loss difference '
+                       f"{r['max_loss_diff']:.2e}"]),
         ]
     if 'baseline_ratio' in r:
         lines += [
@@ -513,14 +505,14 @@ def format_result(r: dict) -> str:
             f"interleaved with {r['baseline']} ({r['baseline_algorithm']}), "
             'same batch:',
             '',
-            '| config | s/iter | spread |',
-            '|---|---|---|',
-            f"| {r['algorithm']} | {r['s_per_iter']:.3f} | "
-            f"{100 * r['spread']:.0f}% |",
-            f"| {r['baseline_algorithm']} (baseline) | "
-            f"{r['baseline_s_per_iter']:.3f} | "
-            f"{100 * r['baseline_spread']:.0f}% |",
-            f"| ratio | {r['baseline_ratio']:.3f} | |",
+            format_table(('config', 's/iter', 'spread'),
+                         [(r['algorithm'], f"{r['s_per_iter']:.3f}",
+                           f"{100 * r['spread']:.0f}%"),
+                          (f"{r['baseline_algorithm']} (baseline)",
+                           f"{r['baseline_s_per_iter']:.3f}",
+                           f"{100 * r['baseline_spread']:.0f}%"),
+                          ('ratio', f"{r['baseline_ratio']:.3f}", '')],
+                         style='markdown'),
         ]
     for name, table in r.get('profiles', {}).items():
         lines += ['', f'{name}: one step by self CPU time', table]

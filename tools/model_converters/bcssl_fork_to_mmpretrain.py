@@ -38,13 +38,11 @@ import argparse
 import os.path as osp
 
 from bcssl_mm.models.backbones.bcssl_convnext import (
-    bcssl_fork_rules, save_bcssl_convnext_checkpoint)
+    BCSSL_FORK_PARTS, bcssl_fork_rules, save_bcssl_convnext_checkpoint)
 from bcssl_mm.models.utils import extract_state_dict
 from bcssl_mm.utils.state_dict_remap import (ConversionError, check_output,
                                              converter_args_parser, first_keys,
                                              load_source, remap, run_cli)
-
-PARTS = ('teacher', 'student')
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -53,7 +51,7 @@ def get_args_parser() -> argparse.ArgumentParser:
                                    'output backbone checkpoint')
     parser.add_argument(
         '--part',
-        choices=PARTS,
+        choices=BCSSL_FORK_PARTS,
         default='teacher',
         help='which backbone to convert (default: teacher)')
     return parser
@@ -64,7 +62,8 @@ def main(args: argparse.Namespace) -> None:
     checkpoint = load_source(args.src)
     meta = dict(
         source=osp.abspath(args.src), converter='bcssl_fork_to_mmpretrain')
-    if isinstance(checkpoint, dict) and any(p in checkpoint for p in PARTS):
+    if isinstance(checkpoint, dict) and any(p in checkpoint
+                                            for p in BCSSL_FORK_PARTS):
         if not isinstance(checkpoint.get(args.part), dict):
             raise ConversionError(
                 f'{args.src}: no {args.part!r} state dict (top-level keys: '

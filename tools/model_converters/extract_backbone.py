@@ -36,6 +36,9 @@ is told by the state-dict keys:
   ``attn_adapter.*`` the head adapter. ``--part encoder`` (default: what is
   fine-tuned and transferred) or ``teacher`` (D-MAE-Lite only).
 
+The prefixes of each algorithm's parts, and the checks below, live beside
+the algorithms (``bcssl_mm/models/algorithms/checkpoint_parts.py``).
+
 Checks before the output is written (atomically: a temporary file renamed
 into place, so that no unverified file carries the output's name):
 
@@ -66,61 +69,16 @@ needs anything but tensors, plain values and mmengine's training state is
 refused, not unpickled.
 """
 import argparse
-import copy
 import os.path as osp
-import re
-from dataclasses import dataclass
-from typing import Dict
 
-import torch.nn as nn
-from mmengine.config import Config
-from mmengine.registry import DefaultScope
-from mmpretrain.registry import MODELS
-
-from bcssl_mm.models.backbones.bcssl_convnext import (
-    infer_bcssl_convnext_cfg, save_bcssl_convnext_checkpoint)
-from bcssl_mm.models.utils import (CheckpointMismatchError, extract_state_dict,
-                                   load_state_dict_strict)
-from bcssl_mm.utils.state_dict_remap import (ConversionError, Rule, StateDict,
-                                             check_output,
-                                             converter_args_parser, first_keys,
-                                             load_source, remap, run_cli,
-                                             save_checkpoint)
-
-
-@dataclass(frozen=True)
-class Algorithm:
-    """Where a pretraining algorithm keeps each of its backbones.
-
-    Args:
-        name (str): The algorithm as ``meta['algorithm']`` records it.
-        title (str): The algorithm in messages.
-        marker (str): A key prefix that only this algorithm's checkpoints
-            have; it identifies them.
-        parts (dict): Part name -> prefix of that backbone's keys; the first
-            part is the default.
-    """
-    name: str
-    title: str
-    marker: str
-    parts: Dict[str, str]
-
-    @property
-    def default_part(self) -> str:
-        return next(iter(self.parts))
-
-
-ALGORITHMS = (
-    Algorithm('dino', 'DINO', 'teacher.backbone.',
-              dict(teacher='teacher.backbone.', student='backbone.')),
-    Algorithm('mocov3', 'MoCo v3', 'momentum_encoder.backbone.',
-              dict(base='backbone.', momentum='momentum_encoder.backbone.')),
-    Algorithm('mae', 'MAE / D-MAE-Lite', 'neck.decoder_embed.',
-              dict(encoder='backbone.', teacher='teacher.')),
-)
-PARTS = sorted({p for a in ALGORITHMS for p in a.parts})
-# copied from the source checkpoint's meta, when present
-META_KEYS = ('epoch', 'iter', 'experiment_name')
+from bcssl_mm.models.algorithms.checkpoint_parts import (PARTS,
+                                                         detect_algorithm,
+                                                         save_backbone_part,
+                                                         source_meta)
+from bcssl_mm.models.utils import extract_state_dict
+from bcssl_mm.utils.state_dict_remap import (check_output,
+                                             converter_args_parser,
+                                             load_source, remap, run_cli)
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -142,82 +100,6 @@ def get_args_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def detect_algorithm(state_dict: dict, source: str,
-                     checkpoint: object) -> Algorithm:
-    """The algorithm whose marker prefix starts some key of ``state_dict``.
-
-    Raises:
-        ConversionError: No algorithm's, or more than one's, naming the file
-            and its first keys.
-    """
-    keys = list(state_dict) if isinstance(state_dict, dict) else []
-    found = [
-        a for a in ALGORITHMS if any(k.startswith(a.marker) for k in keys)
-    ]
-    if len(found) == 1:
-        return found[0]
-    expected = ' or '.join(f'{a.title} ({a.marker}*)' for a in ALGORITHMS)
-    if found:
-        raise ConversionError(
-            f'{source}: keys of both {expected}; one algorithm per '
-            'checkpoint expected')
-    hint = ''
-    if isinstance(checkpoint,
-                  dict) and {'teacher', 'student'} <= set(checkpoint):
-        hint = (" It looks like a checkpoint of the authors' DINO fork: "
-                'use tools/model_converters/bcssl_fork_to_mmpretrain.py.')
-    raise ConversionError(
-        f'{source}: not a bcssl_mm pretraining checkpoint: no key of '
-        f'{expected}; first keys: {first_keys(state_dict)}.{hint}')
-
-
-def build_config_backbone(config: str, key: str = 'backbone') -> nn.Module:
-    """Build ``model.<key>`` of ``config`` without its ``init_cfg``.
-
-    Raises:
-        ConversionError: The config has no ``model.<key>``, or it does
-            not build.
-    """
-    cfg = Config.fromfile(config)
-    backbone_cfg = cfg.get('model', {}).get(key)
-    if not isinstance(backbone_cfg, dict):
-        raise ConversionError(f'{config}: no model.{key} to check against')
-    backbone_cfg = copy.deepcopy(backbone_cfg)
-    # NOTE: built at its initialisation; the output is loaded into it next
-    backbone_cfg.pop('init_cfg', None)
-    scope = cfg.get('default_scope') or 'mmpretrain'
-    try:
-        with DefaultScope.overwrite_default_scope(scope):
-            return MODELS.build(backbone_cfg)
-    except (KeyError, TypeError, ValueError) as e:
-        raise ConversionError(f'{config}: model.{key} does not build: {e}')
-
-
-def check_against_config(state_dict: StateDict,
-                         config: str,
-                         source: str,
-                         dst: str,
-                         key: str = 'backbone') -> None:
-    """Load ``state_dict`` (``backbone.*``) strictly into ``model.<key>`` of
-    ``config`` (the backbone; a D-MAE-Lite teacher: ``teacher``).
-
-    Raises:
-        ConversionError: Keys or shapes differ; the message lists them all.
-    """
-    backbone = build_config_backbone(config, key)
-    name = type(backbone).__name__
-    try:
-        load_state_dict_strict(
-            backbone, state_dict, source, prefix='backbone.')
-    except CheckpointMismatchError as e:
-        raise ConversionError(
-            f'the extracted backbone does not load strictly into the {name} '
-            f'of {config} (model.{key}); nothing was written to {dst}:\n'
-            f'{e}') from None
-    print(f'verified: loads strictly into the {name} of {config} '
-          f"(model.{key}, load_state_dict_strict, prefix 'backbone.')")
-
-
 def main(args: argparse.Namespace) -> None:
     check_output(args.dst, args.force)
     if args.config is not None and not osp.isfile(args.config):
@@ -225,54 +107,25 @@ def main(args: argparse.Namespace) -> None:
     checkpoint = load_source(args.src)
     state_dict = extract_state_dict(checkpoint)
     algorithm = detect_algorithm(state_dict, args.src, checkpoint)
-    part = args.part or algorithm.default_part
-    if part not in algorithm.parts:
-        raise ConversionError(
-            f'{args.src} is a {algorithm.title} checkpoint: --part is one of '
-            f'{list(algorithm.parts)}, not {part!r}')
-    prefix = algorithm.parts[part]
-    if not any(k.startswith(prefix) for k in state_dict):
-        raise ConversionError(
-            f'{args.src}: no key starts with {prefix!r} (the {part} backbone '
-            f'of a {algorithm.title} checkpoint); first keys: '
-            f'{first_keys(state_dict)}')
+    part = algorithm.check_part(args.part, state_dict, args.src)
 
     print(f'{args.src} ({algorithm.title}, {part}) -> {args.dst}')
-    rules = [
-        Rule(
-            re.escape(prefix) + r'(.+)', r'backbone.\1',
-            f'{prefix}* -> backbone.*'),
-        Rule(r'.+', None, f'not the {part} backbone'),
-    ]
-    out, summary = remap(state_dict, rules, args.src)
+    out, summary = remap(state_dict, algorithm.part_rules(part), args.src)
     summary.print()
-
-    src_meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
-    meta: dict = dict(
+    meta = dict(
         source=osp.abspath(args.src),
         converter='extract_backbone',
         algorithm=algorithm.name,
-        part=part)
-    if isinstance(src_meta, dict):
-        meta.update({
-            k: src_meta[k]
-            for k in META_KEYS if isinstance(src_meta.get(k), (int, str))
-        })
-    if args.config is not None:
-        key = 'teacher' if (algorithm.name,
-                            part) == ('mae', 'teacher') else 'backbone'
-        check_against_config(out, args.config, args.src, args.dst, key)
-        meta['config'] = args.config
-    if infer_bcssl_convnext_cfg(out) is not None:
-        save_bcssl_convnext_checkpoint(
-            out, args.dst, meta, args.src, force=args.force)
-        return
-    if args.config is None:
-        print('not a BC-SSL / ConvNeXt backbone (no stages.i.j.'
-              'depthwise_conv.weight): saved without a strict check; pass '
-              '--config PRETRAINING_CONFIG to check it against its '
-              'model.backbone')
-    save_checkpoint(out, args.dst, meta, force=args.force)
+        part=part,
+        **source_meta(checkpoint))
+    save_backbone_part(
+        out,
+        args.dst,
+        meta,
+        args.src,
+        config_key=algorithm.config_key(part),
+        config=args.config,
+        force=args.force)
 
 
 if __name__ == '__main__':

@@ -793,6 +793,10 @@ def check_convnext_classifier(state_dict: dict, source: str) -> Optional[int]:
     return int(fc.shape[0])
 
 
+# the models of an authors' DINO fork checkpoint (top-level keys)
+BCSSL_FORK_PARTS = ('teacher', 'student')
+
+
 def bcssl_fork_rules(state_dict: dict, source: str) -> List[Rule]:
     """Rules from the authors' DINO fork's names to ``backbone.*`` ones.
 
