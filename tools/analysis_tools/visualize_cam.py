@@ -40,6 +40,7 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from bcssl_mm.analysis import (ModelSpec, add_model_args, list_images,
                                load_images, load_model, parse_checkpoints,
                                parse_model_names, tokens_to_map)
+from bcssl_mm.utils import CheckpointLoadError
 
 CAM_METHODS = {'gradcam': GradCAM, 'eigencam': EigenCAM}
 METHOD_TITLES = {'gradcam': 'Grad-CAM', 'eigencam': 'Eigen-CAM'}
@@ -204,4 +205,7 @@ def main(args: argparse.Namespace) -> np.ndarray:
 
 
 if __name__ == '__main__':
-    main(get_args_parser().parse_args())
+    try:
+        main(get_args_parser().parse_args())
+    except CheckpointLoadError as e:  # a --checkpoint that is not one
+        raise SystemExit(f'error: {e}')

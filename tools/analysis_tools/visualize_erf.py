@@ -56,6 +56,7 @@ from timm.data.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 from bcssl_mm.analysis import format_table, zoo
 from bcssl_mm.analysis.zoo import add_model_args
+from bcssl_mm.utils import CheckpointLoadError
 
 THRESHOLDS = (0.2, 0.3, 0.5, 0.99)
 # figure: one PANEL_PX x (PANEL_PX + TITLE_PX) panel per model, at DPI
@@ -325,4 +326,7 @@ def main(args: argparse.Namespace) -> Dict[str, dict]:
 
 
 if __name__ == '__main__':
-    main(get_args_parser().parse_args())
+    try:
+        main(get_args_parser().parse_args())
+    except CheckpointLoadError as e:  # a --checkpoint that is not one
+        raise SystemExit(f'error: {e}')
