@@ -45,7 +45,8 @@ class Metric:
 METRICS: Dict[str, Metric] = {
     # DINO's eval_linear.py reports the best epoch (docs/recipes.md §7)
     'linear': Metric('linear', 'linear', 'best_top1'),
-    # k = 20, DINO's reported k; the paper does not give it (docs/recipes.md §3)
+    # k = 20, DINO's reported k, which the paper does not give
+    # (docs/recipes.md §3)
     'knn': Metric('k-NN', 'knn', 'top1_k20'),
     # mean corruption error, lower is better
     'imagenet_c': Metric('C (mCE)', 'imagenet_c', 'mCE'),
