@@ -97,3 +97,13 @@ def test_maskrcnn_demos_differ_only_in_the_init():
     for cfg in (dino_init, scratch):
         del cfg['model']['backbone']['init_cfg'], cfg['pretrained']
     assert dino_init == scratch
+
+
+def test_users_path_trains_in_its_own_work_dir():
+    # tools/dist_train.sh configs/maskrcnn_bcssl_t_3x.py 8, as users call it
+    from bcssl_mm.utils.config_check import load_config
+    cfg = load_config(str(CONFIGS / 'maskrcnn_bcssl_t_3x.py'))
+    assert cfg.work_dir == './work_dirs/maskrcnn_bcssl_t_3x'
+    moved = Config.fromfile(
+        str(BENCHMARKS / OLD_TO_NEW['maskrcnn_bcssl_t_3x.py']))
+    assert cfg.model.backbone.to_dict() == moved.model.backbone.to_dict()
